@@ -1,0 +1,110 @@
+// Elementwise activations and their gradients, written once over a vector type V.
+// No include guard: included once per target inside namespace FASTACT_NS (see math-inl.h).
+
+#include <cstddef>
+#include <cstring>
+
+namespace fastact {
+namespace FASTACT_NS {
+
+// y[i] = f(x[i]). The tail (n % N elements) runs through the same vector code on a
+// zero-padded copy, so every element gets exactly the same arithmetic wherever it sits.
+template <class V, class F>
+inline void map_unary(const typename V::Elem* x, typename V::Elem* y, std::size_t n, F f) {
+  using T = typename V::Elem;
+  constexpr std::size_t N = V::N;
+  std::size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const V a = V::load(x + i), b = V::load(x + i + N);
+    store(y + i, f(a));
+    store(y + i + N, f(b));
+  }
+  for (; i + N <= n; i += N) store(y + i, f(V::load(x + i)));
+  if (i < n) {
+    T buf[N] = {};
+    std::memcpy(buf, x + i, (n - i) * sizeof(T));
+    store(buf, f(V::load(buf)));
+    std::memcpy(y + i, buf, (n - i) * sizeof(T));
+  }
+}
+
+// out[i] = f(a[i], b[i]), tail handled as in map_unary.
+template <class V, class F>
+inline void map_binary(const typename V::Elem* a, const typename V::Elem* b, typename V::Elem* out,
+                       std::size_t n, F f) {
+  using T = typename V::Elem;
+  constexpr std::size_t N = V::N;
+  std::size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const V a0 = V::load(a + i), b0 = V::load(b + i);
+    const V a1 = V::load(a + i + N), b1 = V::load(b + i + N);
+    store(out + i, f(a0, b0));
+    store(out + i + N, f(a1, b1));
+  }
+  for (; i + N <= n; i += N) store(out + i, f(V::load(a + i), V::load(b + i)));
+  if (i < n) {
+    T ba[N] = {}, bb[N] = {};
+    std::memcpy(ba, a + i, (n - i) * sizeof(T));
+    std::memcpy(bb, b + i, (n - i) * sizeof(T));
+    store(ba, f(V::load(ba), V::load(bb)));
+    std::memcpy(out + i, ba, (n - i) * sizeof(T));
+  }
+}
+
+// The formulas are PyTorch's, operation for operation, so results match it bit for bit.
+template <class V>
+void relu_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
+  const V zero = splat<V>(0);
+  map_unary<V>(x, y, n, [zero](V v) { return select(lt(v, zero), zero, v); });  // NaN, -0.0 pass
+}
+
+template <class V>
+void leaky_relu_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n,
+                       typename V::Elem slope) {
+  const V zero = splat<V>(0), s = splat<V>(slope);
+  map_unary<V>(x, y, n, [zero, s](V v) { return select(gt(v, zero), v, v * s); });
+}
+
+template <class V>
+void sigmoid_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
+  map_unary<V>(x, y, n, [](V v) { return sigmoid(v); });
+}
+
+template <class V>
+void tanh_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
+  map_unary<V>(x, y, n, [](V v) { return tanh(v); });
+}
+
+// y <= 0 ? 0 : g: a select, so NaN or inf gradients pass where y > 0.
+template <class V>
+void relu_backward_kernel(const typename V::Elem* g, const typename V::Elem* y, typename V::Elem* out,
+                          std::size_t n) {
+  const V zero = splat<V>(0);
+  map_binary<V>(g, y, out, n, [zero](V gv, V yv) { return select(le(yv, zero), zero, gv); });
+}
+
+template <class V>
+void leaky_relu_backward_kernel(const typename V::Elem* g, const typename V::Elem* x,
+                                typename V::Elem* out, std::size_t n, typename V::Elem slope) {
+  const V zero = splat<V>(0), s = splat<V>(slope);
+  map_binary<V>(g, x, out, n, [zero, s](V gv, V xv) { return select(gt(xv, zero), gv, gv * s); });
+}
+
+// g * (1 - y) * y, evaluated left to right.
+template <class V>
+void sigmoid_backward_kernel(const typename V::Elem* g, const typename V::Elem* y, typename V::Elem* out,
+                             std::size_t n) {
+  const V one = splat<V>(1);
+  map_binary<V>(g, y, out, n, [one](V gv, V yv) { return (gv * (one - yv)) * yv; });
+}
+
+// g * fma(-y, y, 1): fused, as PyTorch's AVX2 build computes it, on every target.
+template <class V>
+void tanh_backward_kernel(const typename V::Elem* g, const typename V::Elem* y, typename V::Elem* out,
+                          std::size_t n) {
+  const V one = splat<V>(1), zero = splat<V>(0);
+  map_binary<V>(g, y, out, n, [one, zero](V gv, V yv) { return gv * mul_add_exact(zero - yv, yv, one); });
+}
+
+}  // namespace FASTACT_NS
+}  // namespace fastact

@@ -1,0 +1,141 @@
+// Vector math shared by every kernel: exp, sigmoid, tanh. Written once against the operation set
+// of csrc/simd/vec_*.h and compiled once per SIMD target (per-target namespace FASTACT_NS).
+// No include guard: each target's translation unit includes it once, inside its own namespace.
+
+#include <cstddef>
+#include <limits>
+
+#include "poly_coefficients.h"
+
+namespace fastact {
+namespace FASTACT_NS {
+
+template <class T>
+struct MathConsts;
+
+template <>
+struct MathConsts<float> {
+  // exp's argument is clamped to [exp_lo, exp_hi]: below, the result rounds to 0; above, to inf.
+  static constexpr float exp_lo = -104.0f, exp_hi = 89.0f;
+  static constexpr float log2e = 0x1.715476p+0f;
+  static constexpr float ln2_hi = coeff::kLn2HiF32, ln2_lo = coeff::kLn2LoF32;
+  static constexpr float min_exp = -126.0f, max_exp = 127.0f;
+  static constexpr float split = 4097.0f;  // Veltkamp splitter 2^12 + 1
+  // tanh: the polynomial below atanh(1/2) (where 1 - u would cancel), 1 - 2/(1 + e^2|x|) above;
+  // |x| is capped where tanh already rounds to 1, so e^2|x| (and its Dekker split) stay finite.
+  static constexpr float tanh_poly_max = 0.54930614f, tanh_cap = 10.0f;
+  static constexpr const float* exp_poly = coeff::kExpF32;
+  static constexpr std::size_t exp_degree = sizeof(coeff::kExpF32) / sizeof(float);
+  static constexpr const float* tanh_poly = coeff::kTanhF32;
+  static constexpr std::size_t tanh_degree = sizeof(coeff::kTanhF32) / sizeof(float);
+};
+
+template <>
+struct MathConsts<double> {
+  static constexpr double exp_lo = -746.0, exp_hi = 710.0;
+  static constexpr double log2e = 0x1.71547652b82fep+0;
+  static constexpr double ln2_hi = coeff::kLn2HiF64, ln2_lo = coeff::kLn2LoF64;
+  static constexpr double min_exp = -1022.0, max_exp = 1023.0;
+  static constexpr double split = 134217729.0;  // 2^27 + 1
+  static constexpr double tanh_poly_max = 0.5493061443340548, tanh_cap = 20.0;
+  static constexpr const double* exp_poly = coeff::kExpF64;
+  static constexpr std::size_t exp_degree = sizeof(coeff::kExpF64) / sizeof(double);
+  static constexpr const double* tanh_poly = coeff::kTanhF64;
+  static constexpr std::size_t tanh_degree = sizeof(coeff::kTanhF64) / sizeof(double);
+};
+
+template <class V>
+inline V splat(typename V::Elem x) {
+  return V::splat(x);
+}
+
+// c[0] + c[1] x + ... + c[n-1] x^(n-1), Horner's rule.
+template <class V>
+inline V horner(V x, const typename V::Elem* c, std::size_t n) {
+  V p = V::splat(c[n - 1]);
+  for (std::size_t i = n - 1; i-- > 0;) p = mul_add(p, x, V::splat(c[i]));
+  return p;
+}
+
+// a - q * d, exact (to well below an ulp of the result) on every target: a hardware FMA where
+// there is one, Dekker's product otherwise. The callers have a ~ q * d, so a - p is exact.
+template <class V>
+inline V residual(V a, V q, V d) {
+  if constexpr (V::has_fma) {
+    return mul_add(splat<V>(0) - q, d, a);
+  } else {
+    using C = MathConsts<typename V::Elem>;
+    const V c = splat<V>(C::split);
+    const V tq = c * q, td = c * d;
+    const V qh = tq - (tq - q), dh = td - (td - d);
+    const V ql = q - qh, dl = d - dh;
+    const V p = q * d;
+    const V err = ((qh * dh - p) + qh * dl + ql * dh) + ql * dl;
+    return (a - p) - err;
+  }
+}
+
+// exp_rr2_p: e^x by two-constant Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a minimax
+// polynomial 1 + r + r^2 Q(r), and a two-step scaling by 2^n so results that overflow or are
+// subnormal round once, correctly. About 1 ulp. NaN becomes exp(exp_lo): callers handle NaN.
+template <class V>
+inline V exp_clamped(V x) {
+  using C = MathConsts<typename V::Elem>;
+  x = min(max(x, splat<V>(C::exp_lo)), splat<V>(C::exp_hi));
+  const V n = round_nearest(x * splat<V>(C::log2e));
+  V r = mul_add(n, splat<V>(-C::ln2_hi), x);  // exact: n * ln2_hi has spare bits, Sterbenz
+  r = mul_add(n, splat<V>(-C::ln2_lo), r);
+  const V q = horner(r, C::exp_poly, C::exp_degree);
+  const V p = mul_add(r * r, q, r) + splat<V>(1);
+  const V a = min(max(n, splat<V>(C::min_exp)), splat<V>(C::max_exp));
+  return (p * pow2i(a)) * pow2i(n - a);
+}
+
+// e^x with NaN propagated.
+template <class V>
+inline V exp(V x) {
+  return select(is_nan(x), x, exp_clamped(x));
+}
+
+// num / (d_hi + d_lo) for num ~ 1, with the rounding of the division itself corrected:
+// one division plus a residual, about 0.5 ulp + the error of the inputs.
+template <class V>
+inline V divide_compensated(V num, V d_hi, V d_lo) {
+  const V inv = splat<V>(1) / d_hi;
+  const V q = num * inv;
+  const V r = residual(num, q, d_hi) - q * d_lo;
+  return mul_add(r, inv, q);
+}
+
+// sigmoid_rr2_p_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is kept
+// as an exact sum (Fast2Sum) and the division is compensated. Measured <= 2 ulp (tests).
+template <class V>
+inline V sigmoid(V x) {
+  const V one = splat<V>(1);
+  const V e = exp_clamped(splat<V>(0) - abs(x));
+  const V d_hi = one + e;
+  const V d_lo = (one - d_hi) + e;
+  const V num = select(lt(x, splat<V>(0)), e, one);
+  return select(is_nan(x), x, divide_compensated(num, d_hi, d_lo));
+}
+
+// tanh_p_rr2_divc: |x| < atanh(1/2): |x| + |x|^3 P(x^2) (exact for subnormal x);
+// otherwise 1 - 2/(1 + e^{2|x|}) with the division compensated; the sign restored last so
+// tanh(-0) = -0. Measured <= 2 ulp (tests).
+template <class V>
+inline V tanh(V x) {
+  using C = MathConsts<typename V::Elem>;
+  const V one = splat<V>(1);
+  const V z = abs(x);
+  const auto small = lt(z, splat<V>(C::tanh_poly_max));
+  const V s = z * z;
+  const V t_small = mul_add(z * s, horner(s, C::tanh_poly, C::tanh_degree), z);
+  const V big = exp_clamped(min(z, splat<V>(C::tanh_cap)) * splat<V>(2));
+  const V d_hi = big + one;
+  const V d_lo = (big - d_hi) + one;
+  const V t_large = one - divide_compensated(splat<V>(2), d_hi, d_lo);
+  return select(is_nan(x), x, copysign(select(small, t_small, t_large), x));
+}
+
+}  // namespace FASTACT_NS
+}  // namespace fastact

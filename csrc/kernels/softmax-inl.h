@@ -1,0 +1,326 @@
+// Softmax, log_softmax and their gradients over slices, written once over a vector type V.
+// No include guard: included once per target inside namespace FASTACT_NS (see math-inl.h).
+//
+// Every slice is reduced by one call in a fixed order, so results do not depend on how the
+// caller splits the work between threads. Sums are accumulated in double (float input too),
+// so their error does not grow with the slice length.
+
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace fastact {
+namespace FASTACT_NS {
+
+// Per-lane sums of V vectors, accumulated in double.
+template <class V>
+struct WideSum {
+  static constexpr bool kFloat = std::is_same_v<typename V::Elem, float>;
+  // Lanes written by store_lanes(): enough for both halves of a widened float vector.
+  static constexpr std::size_t kLanes = (V::N > 2 * F64::N) ? V::N : 2 * F64::N;
+  F64 lo = F64::splat(0.0), hi = F64::splat(0.0);
+
+  void add(V v) {
+    if constexpr (kFloat) {
+      lo = lo + widen_lo(v);
+      hi = hi + widen_hi(v);
+    } else {
+      lo = lo + v;
+    }
+  }
+  void add_product(V a, V b) {
+    if constexpr (kFloat) {
+      lo = mul_add(widen_lo(a), widen_lo(b), lo);
+      hi = mul_add(widen_hi(a), widen_hi(b), hi);
+    } else {
+      lo = mul_add(a, b, lo);
+    }
+  }
+  double total() const { return reduce_add(lo + hi); }
+  // out[k] = the sum of lane k, for k < V::N.
+  void store_lanes(double* out) const {
+    store(out, lo);
+    if constexpr (kFloat) store(out + F64::N, hi);
+  }
+};
+
+template <class V>
+using Elem = typename V::Elem;
+
+// A whole slice is NaN when it holds a NaN or +inf, or is entirely -inf (max is +-inf).
+template <class T>
+inline bool slice_is_nan(bool has_nan, T max) {
+  return has_nan || std::isinf(max);
+}
+
+// Loads x[0..n) (n < N) into a vector padded with `pad`.
+template <class V>
+inline V load_tail(const Elem<V>* x, std::size_t n, Elem<V> pad) {
+  Elem<V> buf[V::N];
+  for (std::size_t k = 0; k < V::N; ++k) buf[k] = k < n ? x[k] : pad;
+  return V::load(buf);
+}
+
+template <class V>
+inline void store_tail(Elem<V>* y, std::size_t n, V v) {
+  Elem<V> buf[V::N];
+  store(buf, v);
+  std::memcpy(y, buf, n * sizeof(Elem<V>));
+}
+
+// ---- one contiguous slice ------------------------------------------------------------------
+
+// Three passes: max (4 accumulators); e = exp(x - max) stored and summed; scale (or, for
+// log_softmax, x - max - log(sum)).
+template <class V, bool kLog>
+void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const V ninf = splat<V>(-kInf);
+
+  V m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+  auto bad = is_nan(splat<V>(0));
+  std::size_t i = 0;
+  for (; i + 4 * N <= len; i += 4 * N) {
+    const V a = V::load(x + i), b = V::load(x + i + N), c = V::load(x + i + 2 * N), d = V::load(x + i + 3 * N);
+    bad = mask_or(bad, mask_or(mask_or(is_nan(a), is_nan(b)), mask_or(is_nan(c), is_nan(d))));
+    m0 = max(m0, a), m1 = max(m1, b), m2 = max(m2, c), m3 = max(m3, d);
+  }
+  for (; i + N <= len; i += N) {
+    const V a = V::load(x + i);
+    bad = mask_or(bad, is_nan(a));
+    m0 = max(m0, a);
+  }
+  if (i < len) {
+    const V a = load_tail<V>(x + i, len - i, -kInf);
+    bad = mask_or(bad, is_nan(a));
+    m0 = max(m0, a);
+  }
+  const T m = reduce_max(max(max(m0, m1), max(m2, m3)));
+  if (slice_is_nan(any(bad), m)) {
+    for (std::size_t k = 0; k < len; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+
+  const V vm = splat<V>(m);
+  WideSum<V> sum;
+  for (i = 0; i + N <= len; i += N) {
+    const V e = exp_clamped(V::load(x + i) - vm);
+    if constexpr (!kLog) store(y + i, e);
+    sum.add(e);
+  }
+  if (i < len) {
+    const V e = exp_clamped(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
+    if constexpr (!kLog) store_tail(y + i, len - i, e);
+    sum.add(e);
+  }
+  const double total = sum.total();
+
+  if constexpr (kLog) {
+    const V log_sum = splat<V>(static_cast<T>(std::log(total)));
+    for (i = 0; i + N <= len; i += N) store(y + i, (V::load(x + i) - vm) - log_sum);
+    if (i < len) store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - log_sum);
+  } else {
+    const V inv = splat<V>(static_cast<T>(1.0 / total));
+    for (i = 0; i + N <= len; i += N) store(y + i, V::load(y + i) * inv);
+    if (i < len) store_tail(y + i, len - i, load_tail<V>(y + i, len - i, 0) * inv);
+  }
+}
+
+template <class V, bool kLog>
+void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
+  for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
+}
+
+// grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
+template <class V, bool kLog>
+void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  WideSum<V> sum;
+  std::size_t i = 0;
+  for (; i + N <= len; i += N) {
+    if constexpr (kLog) {
+      sum.add(V::load(g + i));
+    } else {
+      sum.add_product(V::load(g + i), V::load(v + i));
+    }
+  }
+  if (i < len) {
+    if constexpr (kLog) {
+      sum.add(load_tail<V>(g + i, len - i, 0));
+    } else {
+      sum.add_product(load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0));
+    }
+  }
+  const V s = splat<V>(static_cast<T>(sum.total()));
+  auto f = [s](V gv, V vv) {
+    if constexpr (kLog) {
+      return gv - exp(vv) * s;
+    } else {
+      return vv * (gv - s);
+    }
+  };
+  for (i = 0; i + N <= len; i += N) store(out + i, f(V::load(g + i), V::load(v + i)));
+  if (i < len) store_tail(out + i, len - i, f(load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0)));
+}
+
+template <class V, bool kLog>
+void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
+                                  std::size_t len) {
+  for (std::size_t r = 0; r < rows; ++r) softmax_backward_row<V, kLog>(g + r * len, v + r * len, out + r * len, len);
+}
+
+// ---- K*N adjacent slices along a strided axis, one lane per slice ---------------------------
+
+// Slice c's element j is at j * stride + c, c < K * N. The same three passes as softmax_row,
+// each lane reducing its own slice; K vectors side by side so a pass reads whole cache lines.
+template <class V, bool kLog, std::size_t K>
+void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_t stride) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  V m[K];
+  WideSum<V> sum[K];
+  for (std::size_t k = 0; k < K; ++k) m[k] = splat<V>(-kInf);
+  V nan_lanes[K];
+  for (std::size_t k = 0; k < K; ++k) nan_lanes[k] = splat<V>(0);
+
+  for (std::size_t j = 0; j < len; ++j) {
+    const T* row = x + j * stride;
+    for (std::size_t k = 0; k < K; ++k) {
+      const V a = V::load(row + k * N);
+      nan_lanes[k] = select(is_nan(a), splat<V>(1), nan_lanes[k]);
+      m[k] = max(m[k], a);
+    }
+  }
+  for (std::size_t j = 0; j < len; ++j) {
+    const T* row = x + j * stride;
+    T* out = y + j * stride;
+    for (std::size_t k = 0; k < K; ++k) {
+      const V e = exp_clamped(V::load(row + k * N) - m[k]);
+      if constexpr (!kLog) store(out + k * N, e);
+      sum[k].add(e);
+    }
+  }
+  // Per-lane finish: the scale (or log-sum) of each slice, NaN for a NaN slice.
+  V scale[K];
+  for (std::size_t k = 0; k < K; ++k) {
+    T mk[N], nk[N], sk[N];
+    double totals[WideSum<V>::kLanes];
+    store(mk, m[k]);
+    store(nk, nan_lanes[k]);
+    sum[k].store_lanes(totals);
+    for (std::size_t l = 0; l < N; ++l) {
+      if (slice_is_nan(nk[l] != 0, mk[l])) {
+        sk[l] = std::numeric_limits<T>::quiet_NaN();
+      } else {
+        sk[l] = static_cast<T>(kLog ? std::log(totals[l]) : 1.0 / totals[l]);
+      }
+    }
+    scale[k] = V::load(sk);
+  }
+  for (std::size_t j = 0; j < len; ++j) {
+    const T* row = x + j * stride;
+    T* out = y + j * stride;
+    for (std::size_t k = 0; k < K; ++k) {
+      if constexpr (kLog) {
+        store(out + k * N, (V::load(row + k * N) - m[k]) - scale[k]);
+      } else {
+        store(out + k * N, V::load(out + k * N) * scale[k]);
+      }
+    }
+  }
+}
+
+template <class V, bool kLog, std::size_t K>
+void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
+                                std::size_t stride) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  WideSum<V> sum[K];
+  for (std::size_t j = 0; j < len; ++j) {
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t at = j * stride + k * N;
+      if constexpr (kLog) {
+        sum[k].add(V::load(g + at));
+      } else {
+        sum[k].add_product(V::load(g + at), V::load(v + at));
+      }
+    }
+  }
+  V s[K];
+  for (std::size_t k = 0; k < K; ++k) {
+    double totals[WideSum<V>::kLanes];
+    T sk[N];
+    sum[k].store_lanes(totals);
+    for (std::size_t l = 0; l < N; ++l) sk[l] = static_cast<T>(totals[l]);
+    s[k] = V::load(sk);
+  }
+  for (std::size_t j = 0; j < len; ++j) {
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t at = j * stride + k * N;
+      const V gv = V::load(g + at), vv = V::load(v + at);
+      if constexpr (kLog) {
+        store(out + at, gv - exp(vv) * s[k]);
+      } else {
+        store(out + at, vv * (gv - s[k]));
+      }
+    }
+  }
+}
+
+// Runs `block` (K*N columns, and then N columns at a time) across `width` columns; the last
+// width % N columns go through the same block code on a packed, zero-padded copy.
+template <class V, std::size_t K, class Block, class Narrow, class Pack>
+inline void for_column_blocks(std::size_t width, Block block_k, Narrow block_1, Pack packed_tail) {
+  constexpr std::size_t N = V::N;
+  std::size_t c = 0;
+  for (; c + K * N <= width; c += K * N) block_k(c);
+  for (; c + N <= width; c += N) block_1(c);
+  if (c < width) packed_tail(c, width - c);
+}
+
+constexpr std::size_t kColumnVectors = 4;
+
+template <class V, bool kLog>
+void softmax_cols_kernel(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_t width, std::size_t stride) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  for_column_blocks<V, kColumnVectors>(
+      width, [&](std::size_t c) { softmax_col_block<V, kLog, kColumnVectors>(x + c, y + c, len, stride); },
+      [&](std::size_t c) { softmax_col_block<V, kLog, 1>(x + c, y + c, len, stride); },
+      [&](std::size_t c, std::size_t rem) {
+        std::vector<T> buf(len * N, T(0));
+        for (std::size_t j = 0; j < len; ++j) std::memcpy(&buf[j * N], x + j * stride + c, rem * sizeof(T));
+        softmax_col_block<V, kLog, 1>(buf.data(), buf.data(), len, N);
+        for (std::size_t j = 0; j < len; ++j) std::memcpy(y + j * stride + c, &buf[j * N], rem * sizeof(T));
+      });
+}
+
+template <class V, bool kLog>
+void softmax_backward_cols_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
+                                  std::size_t width, std::size_t stride) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  for_column_blocks<V, kColumnVectors>(
+      width,
+      [&](std::size_t c) { softmax_backward_col_block<V, kLog, kColumnVectors>(g + c, v + c, out + c, len, stride); },
+      [&](std::size_t c) { softmax_backward_col_block<V, kLog, 1>(g + c, v + c, out + c, len, stride); },
+      [&](std::size_t c, std::size_t rem) {
+        std::vector<T> gb(len * N, T(0)), vb(len * N, T(0));
+        for (std::size_t j = 0; j < len; ++j) {
+          std::memcpy(&gb[j * N], g + j * stride + c, rem * sizeof(T));
+          std::memcpy(&vb[j * N], v + j * stride + c, rem * sizeof(T));
+        }
+        softmax_backward_col_block<V, kLog, 1>(gb.data(), vb.data(), gb.data(), len, N);
+        for (std::size_t j = 0; j < len; ++j) std::memcpy(out + j * stride + c, &gb[j * N], rem * sizeof(T));
+      });
+}
+
+}  // namespace FASTACT_NS
+}  // namespace fastact

@@ -1,0 +1,114 @@
+// AVX2 + FMA: 8 floats / 4 doubles per vector (Haswell and later, Zen and later).
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace fastact::avx2 {
+
+struct M32 { __m256 m; };
+struct M64 { __m256d m; };
+
+struct F32 {
+  using Elem = float;
+  using Mask = M32;
+  static constexpr std::size_t N = 8;
+  static constexpr bool has_fma = true;
+  __m256 v;
+  static F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static F32 splat(float x) { return {_mm256_set1_ps(x)}; }
+};
+struct F64 {
+  using Elem = double;
+  using Mask = M64;
+  static constexpr std::size_t N = 4;
+  static constexpr bool has_fma = true;
+  __m256d v;
+  static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
+  static F64 splat(double x) { return {_mm256_set1_pd(x)}; }
+};
+
+inline void store(float* p, F32 a) { _mm256_storeu_ps(p, a.v); }
+inline void store(double* p, F64 a) { _mm256_storeu_pd(p, a.v); }
+
+inline F32 operator+(F32 a, F32 b) { return {_mm256_add_ps(a.v, b.v)}; }
+inline F32 operator-(F32 a, F32 b) { return {_mm256_sub_ps(a.v, b.v)}; }
+inline F32 operator*(F32 a, F32 b) { return {_mm256_mul_ps(a.v, b.v)}; }
+inline F32 operator/(F32 a, F32 b) { return {_mm256_div_ps(a.v, b.v)}; }
+inline F64 operator+(F64 a, F64 b) { return {_mm256_add_pd(a.v, b.v)}; }
+inline F64 operator-(F64 a, F64 b) { return {_mm256_sub_pd(a.v, b.v)}; }
+inline F64 operator*(F64 a, F64 b) { return {_mm256_mul_pd(a.v, b.v)}; }
+inline F64 operator/(F64 a, F64 b) { return {_mm256_div_pd(a.v, b.v)}; }
+
+inline F32 mul_add(F32 a, F32 b, F32 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+inline F64 mul_add(F64 a, F64 b, F64 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
+inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+
+inline F32 min(F32 a, F32 b) { return {_mm256_min_ps(a.v, b.v)}; }
+inline F32 max(F32 a, F32 b) { return {_mm256_max_ps(a.v, b.v)}; }
+inline F64 min(F64 a, F64 b) { return {_mm256_min_pd(a.v, b.v)}; }
+inline F64 max(F64 a, F64 b) { return {_mm256_max_pd(a.v, b.v)}; }
+
+inline F32 abs(F32 a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+inline F64 abs(F64 a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
+inline F32 copysign(F32 mag, F32 sgn) {
+  const __m256 s = _mm256_set1_ps(-0.0f);
+  return {_mm256_or_ps(_mm256_andnot_ps(s, mag.v), _mm256_and_ps(s, sgn.v))};
+}
+inline F64 copysign(F64 mag, F64 sgn) {
+  const __m256d s = _mm256_set1_pd(-0.0);
+  return {_mm256_or_pd(_mm256_andnot_pd(s, mag.v), _mm256_and_pd(s, sgn.v))};
+}
+
+inline F32 round_nearest(F32 a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+inline F64 round_nearest(F64 a) { return {_mm256_round_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+
+inline F32 pow2i(F32 n) {
+  const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
+}
+inline F64 pow2i(F64 n) {
+  const __m256i k = _mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n.v));
+  return {_mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(k, _mm256_set1_epi64x(1023)), 52))};
+}
+
+inline M32 lt(F32 a, F32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ)}; }
+inline M32 le(F32 a, F32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ)}; }
+inline M32 gt(F32 a, F32 b) { return {_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ)}; }
+inline M32 is_nan(F32 a) { return {_mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q)}; }
+inline M64 lt(F64 a, F64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ)}; }
+inline M64 le(F64 a, F64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ)}; }
+inline M64 gt(F64 a, F64 b) { return {_mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ)}; }
+inline M64 is_nan(F64 a) { return {_mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q)}; }
+
+inline F32 select(M32 m, F32 a, F32 b) { return {_mm256_blendv_ps(b.v, a.v, m.m)}; }
+inline F64 select(M64 m, F64 a, F64 b) { return {_mm256_blendv_pd(b.v, a.v, m.m)}; }
+inline M32 mask_or(M32 a, M32 b) { return {_mm256_or_ps(a.m, b.m)}; }
+inline M64 mask_or(M64 a, M64 b) { return {_mm256_or_pd(a.m, b.m)}; }
+inline bool any(M32 m) { return _mm256_movemask_ps(m.m) != 0; }
+inline bool any(M64 m) { return _mm256_movemask_pd(m.m) != 0; }
+
+inline float reduce_max(F32 a) {
+  __m128 t = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+  return _mm_cvtss_f32(_mm_max_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+inline double reduce_max(F64 a) {
+  const __m128d t = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+  return _mm_cvtsd_f64(_mm_max_sd(t, _mm_unpackhi_pd(t, t)));
+}
+inline float reduce_add(F32 a) {
+  __m128 t = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+inline double reduce_add(F64 a) {
+  const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
+}
+
+inline F64 widen_lo(F32 a) { return {_mm256_cvtps_pd(_mm256_castps256_ps128(a.v))}; }
+inline F64 widen_hi(F32 a) { return {_mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1))}; }
+
+}  // namespace fastact::avx2

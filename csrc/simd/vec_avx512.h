@@ -1,0 +1,111 @@
+// AVX-512F: 16 floats / 8 doubles per vector, opmask registers for comparisons.
+// Only AVX512F instructions are used, so Skylake-X, Ice Lake, Zen 4 and later all qualify.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+
+namespace fastact::avx512 {
+
+struct M32 { __mmask16 m; };
+struct M64 { __mmask8 m; };
+
+struct F32 {
+  using Elem = float;
+  using Mask = M32;
+  static constexpr std::size_t N = 16;
+  static constexpr bool has_fma = true;
+  __m512 v;
+  static F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static F32 splat(float x) { return {_mm512_set1_ps(x)}; }
+};
+struct F64 {
+  using Elem = double;
+  using Mask = M64;
+  static constexpr std::size_t N = 8;
+  static constexpr bool has_fma = true;
+  __m512d v;
+  static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
+  static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
+};
+
+inline void store(float* p, F32 a) { _mm512_storeu_ps(p, a.v); }
+inline void store(double* p, F64 a) { _mm512_storeu_pd(p, a.v); }
+
+inline F32 operator+(F32 a, F32 b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline F32 operator-(F32 a, F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline F32 operator*(F32 a, F32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline F32 operator/(F32 a, F32 b) { return {_mm512_div_ps(a.v, b.v)}; }
+inline F64 operator+(F64 a, F64 b) { return {_mm512_add_pd(a.v, b.v)}; }
+inline F64 operator-(F64 a, F64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
+inline F64 operator*(F64 a, F64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
+inline F64 operator/(F64 a, F64 b) { return {_mm512_div_pd(a.v, b.v)}; }
+
+inline F32 mul_add(F32 a, F32 b, F32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+inline F64 mul_add(F64 a, F64 b, F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
+inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+
+// vminps/vmaxps keep the x86 rule: the second operand when either is NaN.
+inline F32 min(F32 a, F32 b) { return {_mm512_min_ps(a.v, b.v)}; }
+inline F32 max(F32 a, F32 b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline F64 min(F64 a, F64 b) { return {_mm512_min_pd(a.v, b.v)}; }
+inline F64 max(F64 a, F64 b) { return {_mm512_max_pd(a.v, b.v)}; }
+
+inline F32 abs(F32 a) {
+  return {_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(0x7fffffff)))};
+}
+inline F64 abs(F64 a) {
+  return {_mm512_castsi512_pd(
+      _mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(0x7fffffffffffffffLL)))};
+}
+inline F32 copysign(F32 mag, F32 sgn) {
+  const __m512i s = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  return {_mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(s, _mm512_castps_si512(mag.v)),
+                                              _mm512_and_si512(s, _mm512_castps_si512(sgn.v))))};
+}
+inline F64 copysign(F64 mag, F64 sgn) {
+  const __m512i s = _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull));
+  return {_mm512_castsi512_pd(_mm512_or_si512(_mm512_andnot_si512(s, _mm512_castpd_si512(mag.v)),
+                                              _mm512_and_si512(s, _mm512_castpd_si512(sgn.v))))};
+}
+
+inline F32 round_nearest(F32 a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+inline F64 round_nearest(F64 a) { return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+
+inline F32 pow2i(F32 n) {
+  const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+}
+inline F64 pow2i(F64 n) {
+  const __m512i k = _mm512_cvtepi32_epi64(_mm512_cvtpd_epi32(n.v));
+  return {_mm512_castsi512_pd(_mm512_slli_epi64(_mm512_add_epi64(k, _mm512_set1_epi64(1023)), 52))};
+}
+
+inline M32 lt(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
+inline M32 le(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
+inline M32 gt(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)}; }
+inline M32 is_nan(F32 a) { return {_mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+inline M64 lt(F64 a, F64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ)}; }
+inline M64 le(F64 a, F64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ)}; }
+inline M64 gt(F64 a, F64 b) { return {_mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ)}; }
+inline M64 is_nan(F64 a) { return {_mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q)}; }
+
+inline F32 select(M32 m, F32 a, F32 b) { return {_mm512_mask_blend_ps(m.m, b.v, a.v)}; }
+inline F64 select(M64 m, F64 a, F64 b) { return {_mm512_mask_blend_pd(m.m, b.v, a.v)}; }
+inline M32 mask_or(M32 a, M32 b) { return {static_cast<__mmask16>(a.m | b.m)}; }
+inline M64 mask_or(M64 a, M64 b) { return {static_cast<__mmask8>(a.m | b.m)}; }
+inline bool any(M32 m) { return m.m != 0; }
+inline bool any(M64 m) { return m.m != 0; }
+
+inline float reduce_max(F32 a) { return _mm512_reduce_max_ps(a.v); }
+inline double reduce_max(F64 a) { return _mm512_reduce_max_pd(a.v); }
+inline float reduce_add(F32 a) { return _mm512_reduce_add_ps(a.v); }
+inline double reduce_add(F64 a) { return _mm512_reduce_add_pd(a.v); }
+
+inline F64 widen_lo(F32 a) { return {_mm512_cvtps_pd(_mm512_castps512_ps256(a.v))}; }
+inline F64 widen_hi(F32 a) {
+  return {_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)))};
+}
+
+}  // namespace fastact::avx512

@@ -1,0 +1,97 @@
+// AArch64 Advanced SIMD (NEON): 4 floats / 2 doubles per vector, fused multiply-add.
+#pragma once
+#include <arm_neon.h>
+
+#include <cstddef>
+
+namespace fastact::neon {
+
+struct M32 { uint32x4_t m; };
+struct M64 { uint64x2_t m; };
+
+struct F32 {
+  using Elem = float;
+  using Mask = M32;
+  static constexpr std::size_t N = 4;
+  static constexpr bool has_fma = true;
+  float32x4_t v;
+  static F32 load(const float* p) { return {vld1q_f32(p)}; }
+  static F32 splat(float x) { return {vdupq_n_f32(x)}; }
+};
+struct F64 {
+  using Elem = double;
+  using Mask = M64;
+  static constexpr std::size_t N = 2;
+  static constexpr bool has_fma = true;
+  float64x2_t v;
+  static F64 load(const double* p) { return {vld1q_f64(p)}; }
+  static F64 splat(double x) { return {vdupq_n_f64(x)}; }
+};
+
+inline void store(float* p, F32 a) { vst1q_f32(p, a.v); }
+inline void store(double* p, F64 a) { vst1q_f64(p, a.v); }
+
+inline F32 operator+(F32 a, F32 b) { return {vaddq_f32(a.v, b.v)}; }
+inline F32 operator-(F32 a, F32 b) { return {vsubq_f32(a.v, b.v)}; }
+inline F32 operator*(F32 a, F32 b) { return {vmulq_f32(a.v, b.v)}; }
+inline F32 operator/(F32 a, F32 b) { return {vdivq_f32(a.v, b.v)}; }
+inline F64 operator+(F64 a, F64 b) { return {vaddq_f64(a.v, b.v)}; }
+inline F64 operator-(F64 a, F64 b) { return {vsubq_f64(a.v, b.v)}; }
+inline F64 operator*(F64 a, F64 b) { return {vmulq_f64(a.v, b.v)}; }
+inline F64 operator/(F64 a, F64 b) { return {vdivq_f64(a.v, b.v)}; }
+
+inline F32 mul_add(F32 a, F32 b, F32 c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+inline F64 mul_add(F64 a, F64 b, F64 c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
+inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+
+// The x86 rule (second operand when either is NaN), so every target agrees.
+inline F32 min(F32 a, F32 b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
+inline F32 max(F32 a, F32 b) { return {vbslq_f32(vcgtq_f32(a.v, b.v), a.v, b.v)}; }
+inline F64 min(F64 a, F64 b) { return {vbslq_f64(vcltq_f64(a.v, b.v), a.v, b.v)}; }
+inline F64 max(F64 a, F64 b) { return {vbslq_f64(vcgtq_f64(a.v, b.v), a.v, b.v)}; }
+
+inline F32 abs(F32 a) { return {vabsq_f32(a.v)}; }
+inline F64 abs(F64 a) { return {vabsq_f64(a.v)}; }
+inline F32 copysign(F32 mag, F32 sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
+inline F64 copysign(F64 mag, F64 sgn) { return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)}; }
+
+inline F32 round_nearest(F32 a) { return {vrndnq_f32(a.v)}; }
+inline F64 round_nearest(F64 a) { return {vrndnq_f64(a.v)}; }
+
+inline F32 pow2i(F32 n) {
+  const int32x4_t e = vaddq_s32(vcvtq_s32_f32(n.v), vdupq_n_s32(127));
+  return {vreinterpretq_f32_s32(vshlq_n_s32(e, 23))};
+}
+inline F64 pow2i(F64 n) {
+  const int64x2_t e = vaddq_s64(vcvtq_s64_f64(n.v), vdupq_n_s64(1023));
+  return {vreinterpretq_f64_s64(vshlq_n_s64(e, 52))};
+}
+
+inline M32 lt(F32 a, F32 b) { return {vcltq_f32(a.v, b.v)}; }
+inline M32 le(F32 a, F32 b) { return {vcleq_f32(a.v, b.v)}; }
+inline M32 gt(F32 a, F32 b) { return {vcgtq_f32(a.v, b.v)}; }
+inline M32 is_nan(F32 a) { return {vmvnq_u32(vceqq_f32(a.v, a.v))}; }
+inline M64 lt(F64 a, F64 b) { return {vcltq_f64(a.v, b.v)}; }
+inline M64 le(F64 a, F64 b) { return {vcleq_f64(a.v, b.v)}; }
+inline M64 gt(F64 a, F64 b) { return {vcgtq_f64(a.v, b.v)}; }
+inline M64 is_nan(F64 a) {
+  return {vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(vceqq_f64(a.v, a.v))))};
+}
+
+inline F32 select(M32 m, F32 a, F32 b) { return {vbslq_f32(m.m, a.v, b.v)}; }
+inline F64 select(M64 m, F64 a, F64 b) { return {vbslq_f64(m.m, a.v, b.v)}; }
+inline M32 mask_or(M32 a, M32 b) { return {vorrq_u32(a.m, b.m)}; }
+inline M64 mask_or(M64 a, M64 b) { return {vorrq_u64(a.m, b.m)}; }
+inline bool any(M32 m) { return vmaxvq_u32(m.m) != 0; }
+inline bool any(M64 m) { return (vgetq_lane_u64(m.m, 0) | vgetq_lane_u64(m.m, 1)) != 0; }
+
+inline float reduce_max(F32 a) { return vmaxvq_f32(a.v); }
+inline double reduce_max(F64 a) { return vmaxvq_f64(a.v); }
+inline float reduce_add(F32 a) { return vaddvq_f32(a.v); }
+inline double reduce_add(F64 a) { return vaddvq_f64(a.v); }
+
+inline F64 widen_lo(F32 a) { return {vcvt_f64_f32(vget_low_f32(a.v))}; }
+inline F64 widen_hi(F32 a) { return {vcvt_high_f64_f32(a.v)}; }
+
+}  // namespace fastact::neon

@@ -1,0 +1,71 @@
+// Portable one-lane "vector" types: the reference target, and the fallback for CPUs (or
+// architectures) without a SIMD target. Same operation set as every other vec_*.h.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace fastact::scalar {
+
+template <class T>
+struct Lane {
+  using Elem = T;
+  using Mask = bool;
+  static constexpr std::size_t N = 1;
+  static constexpr bool has_fma = false;
+  T v;
+  static Lane load(const T* p) { return {*p}; }
+  static Lane splat(T x) { return {x}; }
+};
+using F32 = Lane<float>;
+using F64 = Lane<double>;
+
+template <class T> inline void store(T* p, Lane<T> a) { *p = a.v; }
+template <class T> inline Lane<T> operator+(Lane<T> a, Lane<T> b) { return {a.v + b.v}; }
+template <class T> inline Lane<T> operator-(Lane<T> a, Lane<T> b) { return {a.v - b.v}; }
+template <class T> inline Lane<T> operator*(Lane<T> a, Lane<T> b) { return {a.v * b.v}; }
+template <class T> inline Lane<T> operator/(Lane<T> a, Lane<T> b) { return {a.v / b.v}; }
+// Unfused, like every target without FMA (the build passes -ffp-contract=off).
+template <class T> inline Lane<T> mul_add(Lane<T> a, Lane<T> b, Lane<T> c) { return {a.v * b.v + c.v}; }
+// Correctly rounded a*b+c on every target (libm's fma).
+template <class T> inline Lane<T> mul_add_exact(Lane<T> a, Lane<T> b, Lane<T> c) {
+  return {std::fma(a.v, b.v, c.v)};
+}
+// x86 min/max semantics: the second operand is returned when either is NaN.
+template <class T> inline Lane<T> min(Lane<T> a, Lane<T> b) { return {a.v < b.v ? a.v : b.v}; }
+template <class T> inline Lane<T> max(Lane<T> a, Lane<T> b) { return {a.v > b.v ? a.v : b.v}; }
+template <class T> inline Lane<T> abs(Lane<T> a) { return {std::fabs(a.v)}; }
+template <class T> inline Lane<T> copysign(Lane<T> mag, Lane<T> sgn) { return {std::copysign(mag.v, sgn.v)}; }
+// Round half to even, as the SIMD targets do (the default rounding mode).
+template <class T> inline Lane<T> round_nearest(Lane<T> a) { return {std::nearbyint(a.v)}; }
+// 2^n for an integer-valued n within the normal exponent range.
+inline F32 pow2i(F32 n) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n.v) + 127) << 23;
+  float r;
+  std::memcpy(&r, &bits, sizeof r);
+  return {r};
+}
+inline F64 pow2i(F64 n) {
+  const std::uint64_t bits = static_cast<std::uint64_t>(static_cast<std::int64_t>(n.v) + 1023) << 52;
+  double r;
+  std::memcpy(&r, &bits, sizeof r);
+  return {r};
+}
+
+template <class T> inline bool lt(Lane<T> a, Lane<T> b) { return a.v < b.v; }
+template <class T> inline bool le(Lane<T> a, Lane<T> b) { return a.v <= b.v; }
+template <class T> inline bool gt(Lane<T> a, Lane<T> b) { return a.v > b.v; }
+template <class T> inline bool is_nan(Lane<T> a) { return a.v != a.v; }
+template <class T> inline Lane<T> select(bool m, Lane<T> a, Lane<T> b) { return m ? a : b; }
+inline bool mask_or(bool a, bool b) { return a || b; }
+inline bool any(bool m) { return m; }
+
+template <class T> inline T reduce_max(Lane<T> a) { return a.v; }
+template <class T> inline T reduce_add(Lane<T> a) { return a.v; }
+
+// float lanes [0, N/2) and [N/2, N) widened to double; with one lane the high half is empty.
+inline F64 widen_lo(F32 a) { return {static_cast<double>(a.v)}; }
+inline F64 widen_hi(F32) { return {0.0}; }
+
+}  // namespace fastact::scalar
