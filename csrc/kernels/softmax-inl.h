@@ -109,12 +109,12 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   const V vm = splat<V>(m);
   WideSum<V> sum;
   for (i = 0; i + N <= len; i += N) {
-    const V e = exp_clamped(V::load(x + i) - vm);
+    const V e = exp(V::load(x + i) - vm);
     if constexpr (!kLog) store(y + i, e);
     sum.add(e);
   }
   if (i < len) {
-    const V e = exp_clamped(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
+    const V e = exp(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
     if constexpr (!kLog) store_tail(y + i, len - i, e);
     sum.add(e);
   }
@@ -202,7 +202,7 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
     const T* row = x + j * stride;
     T* out = y + j * stride;
     for (std::size_t k = 0; k < K; ++k) {
-      const V e = exp_clamped(V::load(row + k * N) - m[k]);
+      const V e = exp(V::load(row + k * N) - m[k]);
       if constexpr (!kLog) store(out + k * N, e);
       sum[k].add(e);
     }

@@ -68,6 +68,10 @@ inline F64 pow2i(F64 n) {
   return {vreinterpretq_f64_s64(vshlq_n_s64(e, 52))};
 }
 
+// 2^k from the low bits of t's representation, read as a biased exponent (see exp).
+inline F32 pow2_from_low_bits(F32 t) { return {vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(t.v), 23))}; }
+inline F64 pow2_from_low_bits(F64 t) { return {vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(t.v), 52))}; }
+
 inline M32 lt(F32 a, F32 b) { return {vcltq_f32(a.v, b.v)}; }
 inline M32 le(F32 a, F32 b) { return {vcleq_f32(a.v, b.v)}; }
 inline M32 gt(F32 a, F32 b) { return {vcgtq_f32(a.v, b.v)}; }

@@ -64,6 +64,25 @@ inline bool any(bool m) { return m; }
 template <class T> inline T reduce_max(Lane<T> a) { return a.v; }
 template <class T> inline T reduce_add(Lane<T> a) { return a.v; }
 
+// 2^k from the low bits of t's representation, read as a biased exponent k + bias (the
+// magic-number rounding in exp leaves it there).
+inline F32 pow2_from_low_bits(F32 t) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &t.v, sizeof bits);
+  bits <<= 23;
+  float r;
+  std::memcpy(&r, &bits, sizeof r);
+  return {r};
+}
+inline F64 pow2_from_low_bits(F64 t) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &t.v, sizeof bits);
+  bits <<= 52;
+  double r;
+  std::memcpy(&r, &bits, sizeof r);
+  return {r};
+}
+
 // float lanes [0, N/2) and [N/2, N) widened to double; with one lane the high half is empty.
 inline F64 widen_lo(F32 a) { return {static_cast<double>(a.v)}; }
 inline F64 widen_hi(F32) { return {0.0}; }

@@ -97,6 +97,10 @@ inline F64 pow2i(F64 n) {
   return {_mm_castsi128_pd(_mm_slli_epi64(_mm_add_epi64(k, _mm_set1_epi64x(1023)), 52))};
 }
 
+// 2^k from the low bits of t's representation, read as a biased exponent (see exp).
+inline F32 pow2_from_low_bits(F32 t) { return {_mm_castsi128_ps(_mm_slli_epi32(_mm_castps_si128(t.v), 23))}; }
+inline F64 pow2_from_low_bits(F64 t) { return {_mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(t.v), 52))}; }
+
 inline M32 lt(F32 a, F32 b) { return {_mm_cmplt_ps(a.v, b.v)}; }
 inline M32 le(F32 a, F32 b) { return {_mm_cmple_ps(a.v, b.v)}; }
 inline M32 gt(F32 a, F32 b) { return {_mm_cmpgt_ps(a.v, b.v)}; }
