@@ -465,7 +465,7 @@ py::array apply_dtype(const char* fn, py::array x, py::handle dtype) {
   if (dt.kind() != 'f' || classify(dt) == Kind::unsupported)
     throw py::type_error(prefix(fn) + "'dtype' must be float16, float32 or float64, got " + dtype_name(dt));
   if (x.dtype().kind() == 'c' || classify(x.dtype()) == Kind::unsupported) require_real(fn, "x", x.dtype(), Kind::unsupported);
-  return numpy().array(x, py::arg("dtype") = dt, py::arg("copy") = false);
+  return numpy().asarray(x, py::arg("dtype") = dt);
 }
 
 template <class T>

@@ -71,6 +71,26 @@ inline void store_tail(Elem<V>* y, std::size_t n, V v) {
   std::memcpy(y, buf, n * sizeof(Elem<V>));
 }
 
+// e / sum: float multiplies by 1/sum computed in double and rounded once (the product's
+// rounding is then the only other one); double divides, since its reciprocal would add a
+// rounding of the same size as the result's.
+template <class T>
+inline T normalizer(double sum) {
+  if constexpr (std::is_same_v<T, float>) {
+    return static_cast<float>(1.0 / sum);
+  } else {
+    return sum;
+  }
+}
+template <class V>
+inline V normalize(V e, V scale) {
+  if constexpr (std::is_same_v<typename V::Elem, float>) {
+    return e * scale;
+  } else {
+    return e / scale;
+  }
+}
+
 // ---- one contiguous slice ------------------------------------------------------------------
 
 // Three passes: max (4 accumulators); e = exp(x - max) stored and summed; scale (or, for
@@ -125,9 +145,9 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
     for (i = 0; i + N <= len; i += N) store(y + i, (V::load(x + i) - vm) - log_sum);
     if (i < len) store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - log_sum);
   } else {
-    const V inv = splat<V>(static_cast<T>(1.0 / total));
-    for (i = 0; i + N <= len; i += N) store(y + i, V::load(y + i) * inv);
-    if (i < len) store_tail(y + i, len - i, load_tail<V>(y + i, len - i, 0) * inv);
+    const V scale = splat<V>(normalizer<T>(total));
+    for (i = 0; i + N <= len; i += N) store(y + i, normalize(V::load(y + i), scale));
+    if (i < len) store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), scale));
   }
 }
 
@@ -219,7 +239,7 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
       if (slice_is_nan(nk[l] != 0, mk[l])) {
         sk[l] = std::numeric_limits<T>::quiet_NaN();
       } else {
-        sk[l] = static_cast<T>(kLog ? std::log(totals[l]) : 1.0 / totals[l]);
+        sk[l] = kLog ? static_cast<T>(std::log(totals[l])) : normalizer<T>(totals[l]);
       }
     }
     scale[k] = V::load(sk);
@@ -231,7 +251,7 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
       if constexpr (kLog) {
         store(out + k * N, (V::load(row + k * N) - m[k]) - scale[k]);
       } else {
-        store(out + k * N, V::load(out + k * N) * scale[k]);
+        store(out + k * N, normalize(V::load(out + k * N), scale[k]));
       }
     }
   }
