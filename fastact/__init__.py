@@ -13,16 +13,34 @@ integer dtypes and rejects bool); complex, object, string and datetime dtypes ra
 
 from __future__ import annotations
 
+import os as _os
 from typing import Any
 
-try:
-    from fastact import _core
-except ImportError as exc:  # pragma: no cover - only a broken install gets here
-    raise ImportError(
-        "fastact's compiled core (fastact._core) could not be imported. Did you forget to compile "
-        "it? Install fastact with `pip install .` (or `pip install -e .`) from the source tree; "
-        f"running Python from the source folder without an install cannot import it. ({exc})"
-    ) from exc
+
+def _import_core() -> Any:
+    # GNU OpenMP keeps idle workers spinning for ~300k iterations after each parallel region;
+    # next to NumPy's BLAS threads (or on a busy machine) that spin steals the core they need.
+    # Unless the user chose a policy, libgomp (which reads this once, as _core loads it) is told
+    # to spin briefly; the variable is removed again so nothing loaded later sees it.
+    chosen = "OMP_WAIT_POLICY" in _os.environ or "GOMP_SPINCOUNT" in _os.environ
+    if not chosen:
+        _os.environ["GOMP_SPINCOUNT"] = "10000"
+    try:
+        from fastact import _core as core
+    except ImportError as exc:  # pragma: no cover - only a broken install gets here
+        raise ImportError(
+            "fastact's compiled core (fastact._core) could not be imported. Did you forget to "
+            "compile it? Install fastact with `pip install .` (or `pip install -e .`) from the "
+            "source tree; running Python from the source folder without an install cannot "
+            f"import it. ({exc})"
+        ) from exc
+    finally:
+        if not chosen:
+            del _os.environ["GOMP_SPINCOUNT"]
+    return core
+
+
+_core = _import_core()
 
 __version__ = "0.1.0"
 
