@@ -15,12 +15,15 @@
 namespace fastact {
 namespace FASTACT_NS {
 
-// Per-lane sums of V vectors, accumulated in double.
+// Per-lane sums of V vectors, accumulated in double: float lanes are widened (exact) and
+// added in double; double lanes are added with a compensation term (TwoSum, and the exact
+// error of each product), so a long double-precision slice sums as if in twice the precision.
 template <class V>
 struct WideSum {
   static constexpr bool kFloat = std::is_same_v<typename V::Elem, float>;
   // Lanes written by store_lanes(): enough for both halves of a widened float vector.
   static constexpr std::size_t kLanes = (V::N > 2 * F64::N) ? V::N : 2 * F64::N;
+  // float: sums of the low and high halves; double: the sum and its compensation.
   F64 lo = F64::splat(0.0), hi = F64::splat(0.0);
 
   void add(V v) {
@@ -28,7 +31,7 @@ struct WideSum {
       lo = lo + widen_lo(v);
       hi = hi + widen_hi(v);
     } else {
-      lo = lo + v;
+      add_compensated(v, F64::splat(0.0));
     }
   }
   void add_product(V a, V b) {
@@ -36,14 +39,29 @@ struct WideSum {
       lo = mul_add(widen_lo(a), widen_lo(b), lo);
       hi = mul_add(widen_hi(a), widen_hi(b), hi);
     } else {
-      lo = mul_add(a, b, lo);
+      const V p = a * b;
+      add_compensated(p, F64::splat(0.0) - residual(p, a, b));  // a * b - p, exactly
     }
   }
   double total() const { return reduce_add(lo + hi); }
   // out[k] = the sum of lane k, for k < V::N.
   void store_lanes(double* out) const {
-    store(out, lo);
-    if constexpr (kFloat) store(out + F64::N, hi);
+    if constexpr (kFloat) {
+      store(out, lo);
+      store(out + F64::N, hi);
+    } else {
+      store(out, lo + hi);
+    }
+  }
+
+ private:
+  // lo + v by Knuth's TwoSum; its rounding error (and `err`, known to be lost from v) go to hi.
+  void add_compensated(F64 v, F64 err) {
+    const F64 s = lo + v;
+    const F64 vv = s - lo;
+    const F64 lost = (lo - (s - vv)) + (v - vv);
+    lo = s;
+    hi = hi + (lost + err);
   }
 };
 
