@@ -31,6 +31,10 @@ struct F64 {
 
 inline void store(float* p, F32 a) { _mm512_storeu_ps(p, a.v); }
 inline void store(double* p, F64 a) { _mm512_storeu_pd(p, a.v); }
+// Non-temporal stores to 64-byte aligned addresses (see vec_sse2.h).
+inline void store_stream(float* p, F32 a) { _mm512_stream_ps(p, a.v); }
+inline void store_stream(double* p, F64 a) { _mm512_stream_pd(p, a.v); }
+inline void stream_fence() { _mm_sfence(); }
 
 inline F32 operator+(F32 a, F32 b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline F32 operator-(F32 a, F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }

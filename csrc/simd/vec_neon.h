@@ -30,6 +30,10 @@ struct F64 {
 
 inline void store(float* p, F32 a) { vst1q_f32(p, a.v); }
 inline void store(double* p, F64 a) { vst1q_f64(p, a.v); }
+// No portable non-temporal vector store in ACLE: a plain store (the fence is then a no-op).
+inline void store_stream(float* p, F32 a) { vst1q_f32(p, a.v); }
+inline void store_stream(double* p, F64 a) { vst1q_f64(p, a.v); }
+inline void stream_fence() {}
 
 inline F32 operator+(F32 a, F32 b) { return {vaddq_f32(a.v, b.v)}; }
 inline F32 operator-(F32 a, F32 b) { return {vsubq_f32(a.v, b.v)}; }

@@ -22,6 +22,10 @@ using F32 = Lane<float>;
 using F64 = Lane<double>;
 
 template <class T> inline void store(T* p, Lane<T> a) { *p = a.v; }
+// Streaming (non-temporal) store of a whole vector to a vector-aligned address, and the fence
+// that orders such stores; a plain store here.
+template <class T> inline void store_stream(T* p, Lane<T> a) { *p = a.v; }
+inline void stream_fence() {}
 template <class T> inline Lane<T> operator+(Lane<T> a, Lane<T> b) { return {a.v + b.v}; }
 template <class T> inline Lane<T> operator-(Lane<T> a, Lane<T> b) { return {a.v - b.v}; }
 template <class T> inline Lane<T> operator*(Lane<T> a, Lane<T> b) { return {a.v * b.v}; }

@@ -31,6 +31,11 @@ struct F64 {
 
 inline void store(float* p, F32 a) { _mm_storeu_ps(p, a.v); }
 inline void store(double* p, F64 a) { _mm_storeu_pd(p, a.v); }
+// Non-temporal stores (to 16-byte aligned addresses) bypass the cache: for outputs far larger
+// than it they save the read-for-ownership, as memcpy does. stream_fence orders them.
+inline void store_stream(float* p, F32 a) { _mm_stream_ps(p, a.v); }
+inline void store_stream(double* p, F64 a) { _mm_stream_pd(p, a.v); }
+inline void stream_fence() { _mm_sfence(); }
 
 inline F32 operator+(F32 a, F32 b) { return {_mm_add_ps(a.v, b.v)}; }
 inline F32 operator-(F32 a, F32 b) { return {_mm_sub_ps(a.v, b.v)}; }
