@@ -100,10 +100,12 @@ inline V exp_two_step(V x) {
 // is a normal number: n is rounded with the magic-number trick, which leaves n + bias in the
 // low mantissa bits of t, and 2^n is those bits shifted into the exponent field. Vectors with
 // a lane outside that range (rare: underflow, overflow) take exp_two_step. NaN propagates.
-template <class V>
+// kNonPositive: the caller guarantees x <= 0 (or NaN), which saves the upper range check.
+template <class V, bool kNonPositive = false>
 inline V exp(V x) {
   using C = MathConsts<typename V::Elem>;
-  if (any(gt(abs(x), splat<V>(C::normal_arg_max)))) return exp_two_step(x);
+  const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
+  if (any(outside)) return exp_two_step(x);
   const V t = mul_add(x, splat<V>(C::log2e), splat<V>(C::round_bias));
   const V n = t - splat<V>(C::round_bias);
   V r = mul_add(n, splat<V>(-C::ln2_hi), x);

@@ -147,12 +147,12 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   const V vm = splat<V>(m);
   WideSum<V> sum;
   for (i = 0; i + N <= len; i += N) {
-    const V e = exp(V::load(x + i) - vm);
+    const V e = exp<V, true>(V::load(x + i) - vm);
     if constexpr (!kLog) store(y + i, e);
     sum.add(e);
   }
   if (i < len) {
-    const V e = exp(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
+    const V e = exp<V, true>(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
     if constexpr (!kLog) store_tail(y + i, len - i, e);
     sum.add(e);
   }
