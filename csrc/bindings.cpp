@@ -182,17 +182,25 @@ py::array match_layout(const py::array& a, const py::dtype& dt, const py::array&
   return r;
 }
 
-void copy_cast(const py::array& dst, const py::array& src) {
-  // Values outside float16's range become inf, as NumPy's casts do, without a warning.
+// Runs f() with NumPy's floating-point error reporting off: casts to a narrower float (e.g. a
+// float64 result into a float16 out) turn out-of-range values into inf, as NumPy's casts do,
+// and fastact never warns or raises for them.
+template <class F>
+auto without_fp_errors(F&& f) {
   py::object state = numpy().errstate(py::arg("all") = "ignore");
   state.attr("__enter__")();
   try {
-    numpy().copyto(dst, src, py::arg("casting") = "unsafe");
+    auto result = f();
+    state.attr("__exit__")(py::none(), py::none(), py::none());
+    return result;
   } catch (...) {
     state.attr("__exit__")(py::none(), py::none(), py::none());
     throw;
   }
-  state.attr("__exit__")(py::none(), py::none(), py::none());
+}
+
+void copy_cast(const py::array& dst, const py::array& src) {
+  without_fp_errors([&] { return numpy().copyto(dst, src, py::arg("casting") = "unsafe"); });
 }
 
 // ---- out= ----------------------------------------------------------------------------------
@@ -465,7 +473,8 @@ py::array apply_dtype(const char* fn, py::array x, py::handle dtype) {
   if (dt.kind() != 'f' || classify(dt) == Kind::unsupported)
     throw py::type_error(prefix(fn) + "'dtype' must be float16, float32 or float64, got " + dtype_name(dt));
   if (x.dtype().kind() == 'c' || classify(x.dtype()) == Kind::unsupported) require_real(fn, "x", x.dtype(), Kind::unsupported);
-  return numpy().asarray(x, py::arg("dtype") = dt);
+  if (x.dtype().num() == dt.num() && native_order(x.dtype())) return x;
+  return without_fp_errors([&] { return py::array(numpy().asarray(x, py::arg("dtype") = dt)); });
 }
 
 template <class T>

@@ -3,6 +3,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
+#if defined(_MSC_VER)
+#include <immintrin.h>
+#include <intrin.h>
+#endif
 
 namespace fastact {
 
@@ -36,7 +40,27 @@ struct Candidate {
 bool always() { return true; }
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
-#if defined(__GNUC__)
+#if defined(_MSC_VER) && !defined(__clang__)
+// MSVC: CPUID leaf 7 for AVX2/AVX-512F, leaf 1 for FMA/OSXSAVE, and XCR0 for the OS saving
+// the YMM (bits 1-2) and ZMM (bits 5-7) state.
+bool os_saves(unsigned long long mask) {
+  int r[4];
+  __cpuid(r, 1);
+  const bool osxsave = (r[2] >> 27) & 1;
+  return osxsave && (_xgetbv(0) & mask) == mask;
+}
+bool cpu_has_avx2_fma() {
+  int r1[4], r7[4];
+  __cpuid(r1, 1);
+  __cpuidex(r7, 7, 0);
+  return ((r1[2] >> 12) & 1) && ((r7[1] >> 5) & 1) && os_saves(0x6);
+}
+bool cpu_has_avx512f() {
+  int r7[4];
+  __cpuidex(r7, 7, 0);
+  return cpu_has_avx2_fma() && ((r7[1] >> 16) & 1) && os_saves(0xe6);
+}
+#elif defined(__GNUC__)
 // __builtin_cpu_supports also checks that the OS saves the wider registers (XCR0).
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();

@@ -14,7 +14,10 @@ integer dtypes and rejects bool); complex, object, string and datetime dtypes ra
 from __future__ import annotations
 
 import os as _os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing would cost ~10 ms of import time
+    from typing import Any
 
 
 def _import_core() -> Any:
