@@ -1,0 +1,175 @@
+"""Softmax, log_softmax and their backward ops: DESIGN.md §1 "Axes" on every layout, special slices,
+zero-length slices, 0-d input, and shape errors."""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import (LAYOUTS, SECOND_ARG, SOFTMAX, SOFTMAX_BACKWARD, assert_correct, assert_same, call,
+                      make_inputs)
+from numpy.exceptions import AxisError
+
+FAMILY = SOFTMAX + SOFTMAX_BACKWARD
+AXES = {"0": 0, "1": 1, "2": 2, "m1": -1, "m2": -2, "m3": -3, "None": None, "0_2": (0, 2), "1_2": (1, 2),
+        "m1_0": (-1, 0), "0_1_2": (0, 1, 2)}
+SHAPE = (4, 5, 19)
+
+
+def _axis_cases():
+    for name in FAMILY:
+        for axis_id in AXES:
+            for layout in LAYOUTS:
+                dtypes = ("float32", "float64") if layout == "contiguous" else ("float32",)
+                if name in SOFTMAX_BACKWARD and layout not in ("contiguous", "fortran", "negstride"):
+                    continue
+                for dtype in dtypes:
+                    yield pytest.param(name, dtype, layout, axis_id, id=f"{name}-{dtype}-{layout}-axis{axis_id}")
+
+
+@pytest.mark.parametrize("name, dtype, layout, axis_id", list(_axis_cases()))
+def test_every_axis_on_every_layout(name, dtype, layout, axis_id, target):
+    axis = AXES[axis_id]
+    base = make_inputs(name, SHAPE, dtype, seed=11, axis=axis)
+    args = [LAYOUTS[layout](a) for a in base]
+    r = call(name, *args, axis=axis)
+    assert r.shape == SHAPE
+    assert_correct(name, r, *base, axis=axis)
+    if axis_id == "m1":
+        assert_same(r, call(name, *args), "axis=-1 is the default")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", FAMILY)
+def test_non_last_axis_every_inner_length(name, dtype, target):
+    """Reducing over a non-last axis vectorises across the inner dimension: every inner length 1..33
+    (every tail), and slices of lengths 1..9 along axis 0."""
+    for n in range(1, 34):
+        for shape, axis in (((5, n), 0), ((3, 4, n), 1), ((n, 3), 0)):
+            args = make_inputs(name, shape, dtype, seed=n, axis=axis)
+            assert_correct(name, call(name, *args, axis=axis), *args, axis=axis)
+    for m in range(1, 10):
+        args = make_inputs(name, (m, 17), dtype, seed=m, axis=0)
+        assert_correct(name, call(name, *args, axis=0), *args, axis=0)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_axis_errors(name):
+    args = make_inputs(name, (2, 3, 4), np.float32)
+    for axis in (3, -4, (0, 3), (-4,), 100):
+        with pytest.raises(AxisError):
+            call(name, *args, axis=axis)
+    for axis in ((1, 1), (0, -3), (2, -1, 0)):
+        with pytest.raises(ValueError, match="(?i)duplicate|repeat"):
+            call(name, *args, axis=axis)
+
+
+@pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
+def test_backward_shape_mismatch_names_both_arguments(name):
+    second = SECOND_ARG[name]
+    for gshape, yshape in (((3, 4), (3, 5)), ((3, 1), (3, 4)), ((4,), (3, 4)), ((3, 4), (3, 4, 1))):
+        with pytest.raises(ValueError) as info:
+            call(name, np.ones(gshape), np.zeros(yshape))
+        msg = str(info.value)
+        assert "grad" in msg and re.search(rf"\b{second}\b", msg), f"{name}: message must name grad and {second}: {msg!r}"
+
+
+# -- special slices -------------------------------------------------------------------------------
+ROW = 37  # slices long enough for a vector body and a tail; specials placed in both
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_special_slices(name, dtype, target):
+    positions = (0, 5, 8, 17, 31, 36)
+    rows = []
+    expect_nan = []
+    for pos in positions:
+        for special in (np.nan, np.inf):
+            row = np.linspace(-3, 3, ROW)
+            row[pos] = special
+            rows.append(row)
+            expect_nan.append(True)
+        row = np.linspace(-3, 3, ROW)
+        row[pos] = -np.inf
+        rows.append(row)
+        expect_nan.append(False)
+        row = np.linspace(-3, 3, ROW)  # +inf and -inf together: NaN
+        row[pos], row[-1 - pos] = np.inf, -np.inf
+        rows.append(row)
+        expect_nan.append(True)
+    rows.append(np.full(ROW, -np.inf))  # all -inf: NaN
+    expect_nan.append(True)
+    rows.append(np.full(ROW, -np.inf))
+    rows[-1][3] = 2.0  # one finite entry: 1 there (log: 0), 0 elsewhere (log: -inf)
+    expect_nan.append(False)
+    rows.append(np.linspace(-3, 3, ROW))
+    expect_nan.append(False)
+    x = np.array(rows).astype(dtype)
+    for axis, xx in ((-1, x), (0, np.ascontiguousarray(x.T))):
+        r = call(name, xx, axis=axis)
+        rr = r if axis == -1 else r.T
+        assert_correct(name, r, xx, axis=axis)
+        for i, nan in enumerate(expect_nan):
+            finite_in = np.isfinite(x[i])
+            if nan:
+                assert np.all(np.isnan(rr[i])), f"row {i} ({x[i][~finite_in]}) must be all NaN"
+                continue
+            assert not np.any(np.isnan(rr[i])), f"row {i} must not hold NaN"
+            neg = np.isneginf(x[i])
+            if name == "softmax":
+                assert np.all(rr[i][neg] == 0) and not np.any(np.signbit(rr[i][neg])), "-inf entries give +0"
+            else:
+                assert np.all(np.isneginf(rr[i][neg])), "-inf entries give -inf"
+        single = rr[-2]
+        assert (single[3] == 1.0) if name == "softmax" else (single[3] == 0.0)
+
+
+def test_backward_special_values_propagate(target):
+    g = np.array([[1.0, np.nan, 2.0], [1.0, 2.0, 3.0]])
+    y = np.array([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])
+    r = call("softmax_backward", g, y)
+    assert np.all(np.isnan(r[0])) and not np.any(np.isnan(r[1]))
+    assert_correct("softmax_backward", r, g, y)
+    ly = np.log(y)
+    r = call("log_softmax_backward", g, ly)
+    assert np.all(np.isnan(r[0])) and not np.any(np.isnan(r[1]))
+    assert_correct("log_softmax_backward", r, g, ly)
+
+
+# -- empty and 0-d ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", FAMILY)
+def test_zero_length_slices_give_empty_results(name):
+    for shape, axis in (((3, 0), -1), ((3, 0), 0), ((0, 4), -1), ((0, 4), 0), ((2, 0, 3), 1), ((2, 0, 3), None),
+                        ((2, 0, 3), (0, 2)), ((0,), 0)):
+        for dtype in ("float32", "float64", "float16"):
+            args = [np.empty(shape, dtype) for _ in range(1 if name in SOFTMAX else 2)]
+            r = call(name, *args, axis=axis)
+            assert isinstance(r, np.ndarray) and r.shape == shape and r.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_zero_d_input(name):
+    one = 1.0 if name == "softmax" else 0.0
+    for x, dt in ((2.5, np.float64), (np.float32(-7.0), np.float32), (np.array(3.0, np.float16), np.float16),
+                  (np.array(1e30), np.float64), (7, np.float64), (np.array(-np.inf), None), (np.nan, None)):
+        for axis in (-1, 0, None):
+            r = call(name, x, axis=axis)
+            assert isinstance(r, np.generic) and not isinstance(r, np.ndarray)
+            if dt is None:
+                assert np.isnan(r), "0-d NaN or -inf: a NaN (all -inf) slice"
+            else:
+                assert r.dtype == np.dtype(dt) and r == one and not np.signbit(r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_rows_sum_to_one(name, dtype, target):
+    """A direct check of the output independent of the reference: softmax rows sum to 1, and
+    log_softmax's exp sums to 1, to within the rounding of n terms."""
+    rng = np.random.default_rng(12)
+    for n in (1, 2, 7, 64, 1000):
+        x = (rng.standard_normal((16, n)) * 5).astype(dtype)
+        y = call(name, x).astype(np.float64)
+        p = y if name == "softmax" else np.exp(y)
+        tol = 8 * np.finfo(dtype).eps * max(1, np.sqrt(n))
+        assert np.all(np.abs(p.sum(axis=-1) - 1) <= tol)
