@@ -233,9 +233,10 @@ py::object check_out(const char* fn, py::handle out_obj, const std::vector<py::s
 
 // Whether the kernel may write straight into `out`: right dtype and layout, and not a partial
 // overlap of an input (an exact alias is fine: every kernel reads an element before writing it).
-bool writable_in_place(const py::object& out, const py::dtype& ct, const py::array& layout,
+bool writable_in_place(const py::object& out, const py::dtype& ct, const py::dtype& result, const py::array& layout,
                        std::initializer_list<const py::array*> inputs) {
-  if (out.is_none()) return false;
+  // A float16 result is computed in float32 and must be rounded to float16 before any cast.
+  if (out.is_none() || ct.num() != result.num()) return false;
   const py::array o = py::reinterpret_borrow<py::array>(out);
   if (!is_exactly(o, ct) || !is_dense(o) || !same_layout(o, layout)) return false;
   for (const py::array* in : inputs)
@@ -246,15 +247,15 @@ bool writable_in_place(const py::object& out, const py::dtype& ct, const py::arr
 // Copies or casts the computed `res` into `out` (when given), or to the result dtype, and
 // unwraps 0-d results into NumPy scalars as ufuncs do.
 py::object finish(py::array res, const py::object& out, const py::dtype& result, bool scalar) {
+  if (res.dtype().num() != result.num()) {  // float16: round the float32 result once
+    py::array r = empty_like(result, res);
+    copy_cast(r, res);
+    res = r;
+  }
   if (!out.is_none()) {
     const py::array o = py::reinterpret_borrow<py::array>(out);
     if (o.ptr() != res.ptr()) copy_cast(o, res);
     return out;
-  }
-  if (res.dtype().num() != result.num()) {
-    py::array r = empty_like(result, res);
-    copy_cast(r, res);
-    res = r;
   }
   if (scalar) return res[py::tuple()];
   return std::move(res);
@@ -379,7 +380,7 @@ Resolved resolve_two(Kind a, Kind b) {
 template <class I>
 py::object relu_integer_typed(py::array x, const py::object& out, bool scalar) {
   py::array xin = dense_input(x, x.dtype());
-  py::array dst = writable_in_place(out, x.dtype(), xin, {&xin}) ? py::reinterpret_borrow<py::array>(out)
+  py::array dst = writable_in_place(out, x.dtype(), x.dtype(), xin, {&xin}) ? py::reinterpret_borrow<py::array>(out)
                                                                  : empty_like(x.dtype(), xin);
   {
     py::gil_scoped_release release;
@@ -421,7 +422,7 @@ py::object unary(const char* fn, Unary op, py::handle x_obj, py::handle out_obj,
   py::object out = check_out(fn, out_obj, shape_of(x), r.result);
   const bool scalar = x.ndim() == 0 && out.is_none();
   py::array in = dense_input(x, r.compute);
-  py::array dst = writable_in_place(out, r.compute, in, {&in}) ? py::reinterpret_borrow<py::array>(out)
+  py::array dst = writable_in_place(out, r.compute, r.result, in, {&in}) ? py::reinterpret_borrow<py::array>(out)
                                                                : empty_like(r.compute, in);
   if (r.compute.num() == numpy().float32.num()) call_unary<float>(op, in, dst, param);
   else call_unary<double>(op, in, dst, param);
@@ -459,7 +460,7 @@ py::object binary(const char* fn, const char* v_name, Binary op, py::handle g_ob
   const bool scalar = shape.empty() && out.is_none();
   py::array vin = dense_input(v, r.compute);
   py::array gin = match_layout(g, r.compute, vin);  // broadcasts grad too
-  py::array dst = writable_in_place(out, r.compute, vin, {&vin, &gin}) ? py::reinterpret_borrow<py::array>(out)
+  py::array dst = writable_in_place(out, r.compute, r.result, vin, {&vin, &gin}) ? py::reinterpret_borrow<py::array>(out)
                                                                        : empty_like(r.compute, vin);
   if (r.compute.num() == numpy().float32.num()) call_binary<float>(op, gin, vin, dst, param);
   else call_binary<double>(op, gin, vin, dst, param);
@@ -499,7 +500,7 @@ py::object softmax(const char* fn, Softmax op, py::handle x_obj, py::handle axis
     in = reduced_axes_innermost(in, reduce);
     geo = geometry(in, reduce);
   }
-  py::array dst = writable_in_place(out, r.compute, in, {&in}) ? py::reinterpret_borrow<py::array>(out)
+  py::array dst = writable_in_place(out, r.compute, r.result, in, {&in}) ? py::reinterpret_borrow<py::array>(out)
                                                                : empty_like(r.compute, in);
   if (in.size() > 0) {
     if (r.compute.num() == numpy().float32.num()) call_softmax<float>(op, in, dst, geo);
@@ -537,7 +538,7 @@ py::object softmax_backward(const char* fn, const char* v_name, Softmax op, py::
     geo = geometry(vin, reduce);
   }
   py::array gin = match_layout(g, r.compute, vin);
-  py::array dst = writable_in_place(out, r.compute, vin, {&vin, &gin}) ? py::reinterpret_borrow<py::array>(out)
+  py::array dst = writable_in_place(out, r.compute, r.result, vin, {&vin, &gin}) ? py::reinterpret_borrow<py::array>(out)
                                                                        : empty_like(r.compute, vin);
   if (vin.size() > 0) {
     if (r.compute.num() == numpy().float32.num()) call_softmax_backward<float>(op, gin, vin, dst, geo);
