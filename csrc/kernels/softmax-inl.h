@@ -179,23 +179,31 @@ template <class V, bool kLog>
 void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len) {
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
-  WideSum<V> sum;
+  // Four accumulators on long rows: one chain of dependent adds would bound the pass by its
+  // latency. (Named, not an array, so they stay in registers.)
+  WideSum<V> s0, s1, s2, s3;
+  auto accumulate = [](WideSum<V>& acc, V gv, V vv) {
+    if constexpr (kLog) {
+      (void)vv;
+      acc.add(gv);
+    } else {
+      acc.add_product(gv, vv);
+    }
+  };
   std::size_t i = 0;
-  for (; i + N <= len; i += N) {
-    if constexpr (kLog) {
-      sum.add(V::load(g + i));
-    } else {
-      sum.add_product(V::load(g + i), V::load(v + i));
+  const bool long_row = len >= 8 * N;
+  if (long_row) {
+    for (; i + 4 * N <= len; i += 4 * N) {
+      accumulate(s0, V::load(g + i), V::load(v + i));
+      accumulate(s1, V::load(g + i + N), V::load(v + i + N));
+      accumulate(s2, V::load(g + i + 2 * N), V::load(v + i + 2 * N));
+      accumulate(s3, V::load(g + i + 3 * N), V::load(v + i + 3 * N));
     }
   }
-  if (i < len) {
-    if constexpr (kLog) {
-      sum.add(load_tail<V>(g + i, len - i, 0));
-    } else {
-      sum.add_product(load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0));
-    }
-  }
-  const V s = splat<V>(static_cast<T>(sum.total()));
+  for (; i + N <= len; i += N) accumulate(s0, V::load(g + i), V::load(v + i));
+  if (i < len) accumulate(s0, load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0));
+  const double total = long_row ? (s0.total() + s1.total()) + (s2.total() + s3.total()) : s0.total();
+  const V s = splat<V>(static_cast<T>(total));
   auto f = [s](V gv, V vv) {
     if constexpr (kLog) {
       return gv - exp(vv) * s;
@@ -334,9 +342,11 @@ void softmax_cols_kernel(const Elem<V>* x, Elem<V>* y, std::size_t len, std::siz
       [&](std::size_t c) { softmax_col_block<V, kLog, 1>(x + c, y + c, len, stride); },
       [&](std::size_t c, std::size_t rem) {
         std::vector<T> buf(len * N, T(0));
-        for (std::size_t j = 0; j < len; ++j) std::memcpy(&buf[j * N], x + j * stride + c, rem * sizeof(T));
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) buf[j * N + l] = x[j * stride + c + l];
         softmax_col_block<V, kLog, 1>(buf.data(), buf.data(), len, N);
-        for (std::size_t j = 0; j < len; ++j) std::memcpy(y + j * stride + c, &buf[j * N], rem * sizeof(T));
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) y[j * stride + c + l] = buf[j * N + l];
       });
 }
 
@@ -352,11 +362,14 @@ void softmax_backward_cols_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
       [&](std::size_t c, std::size_t rem) {
         std::vector<T> gb(len * N, T(0)), vb(len * N, T(0));
         for (std::size_t j = 0; j < len; ++j) {
-          std::memcpy(&gb[j * N], g + j * stride + c, rem * sizeof(T));
-          std::memcpy(&vb[j * N], v + j * stride + c, rem * sizeof(T));
+          for (std::size_t l = 0; l < rem; ++l) {
+            gb[j * N + l] = g[j * stride + c + l];
+            vb[j * N + l] = v[j * stride + c + l];
+          }
         }
         softmax_backward_col_block<V, kLog, 1>(gb.data(), vb.data(), gb.data(), len, N);
-        for (std::size_t j = 0; j < len; ++j) std::memcpy(out + j * stride + c, &gb[j * N], rem * sizeof(T));
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) out[j * stride + c + l] = gb[j * N + l];
       });
 }
 
