@@ -48,17 +48,15 @@ void run_binary(Binary op, const T* grad, const T* v, T* out, std::size_t n, T p
   });
 }
 
-// Work items: rows (inner == 1) or (outer index, column block) pairs. Each slice is reduced
-// whole by one kernel call, so any split between threads gives the same bits.
-template <class T>
-void run_softmax(Softmax op, const T* x, T* y, std::size_t outer, std::size_t len, std::size_t inner) {
-  const KernelSet<T>& k = active_target().get<T>();
-  const bool log = op == Softmax::log_softmax;
+// Splits an (outer, len, inner) reduction into work items and runs them on the threads:
+// rows(offset, count) for slices along the last axis (inner == 1), or cols(offset, width) for
+// up to kColumnBlock adjacent slices of a non-last axis. Each slice is reduced whole by one
+// kernel call, so any split between threads gives the same bits.
+template <class Rows, class Cols>
+void for_slices(std::size_t outer, std::size_t len, std::size_t inner, Rows rows, Cols cols) {
   if (inner == 1) {
     const std::size_t grain = len >= kSoftmaxGrain ? 1 : kSoftmaxGrain / len;
-    parallel_for(outer, grain, 1, [&](std::size_t b, std::size_t e) {
-      (log ? k.log_softmax_rows : k.softmax_rows)(x + b * len, y + b * len, e - b, len);
-    });
+    parallel_for(outer, grain, 1, [&](std::size_t b, std::size_t e) { rows(b * len, e - b); });
     return;
   }
   const std::size_t blocks = (inner + kColumnBlock - 1) / kColumnBlock;
@@ -67,11 +65,21 @@ void run_softmax(Softmax op, const T* x, T* y, std::size_t outer, std::size_t le
   parallel_for(outer * blocks, grain, 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t item = b; item < e; ++item) {
       const std::size_t o = item / blocks, c = (item % blocks) * kColumnBlock;
-      const std::size_t width = inner - c < kColumnBlock ? inner - c : kColumnBlock;
-      const std::size_t at = o * len * inner + c;
-      (log ? k.log_softmax_cols : k.softmax_cols)(x + at, y + at, len, width, inner);
+      cols(o * len * inner + c, inner - c < kColumnBlock ? inner - c : kColumnBlock);
     }
   });
+}
+
+template <class T>
+void run_softmax(Softmax op, const T* x, T* y, std::size_t outer, std::size_t len, std::size_t inner) {
+  const KernelSet<T>& k = active_target().get<T>();
+  const bool log = op == Softmax::log_softmax;
+  for_slices(
+      outer, len, inner,
+      [&](std::size_t at, std::size_t count) { (log ? k.log_softmax_rows : k.softmax_rows)(x + at, y + at, count, len); },
+      [&](std::size_t at, std::size_t width) {
+        (log ? k.log_softmax_cols : k.softmax_cols)(x + at, y + at, len, width, inner);
+      });
 }
 
 template <class T>
@@ -79,25 +87,14 @@ void run_softmax_backward(Softmax op, const T* grad, const T* v, T* out, std::si
                           std::size_t inner) {
   const KernelSet<T>& k = active_target().get<T>();
   const bool log = op == Softmax::log_softmax;
-  if (inner == 1) {
-    const std::size_t grain = len >= kSoftmaxGrain ? 1 : kSoftmaxGrain / len;
-    parallel_for(outer, grain, 1, [&](std::size_t b, std::size_t e) {
-      (log ? k.log_softmax_backward_rows : k.softmax_backward_rows)(grad + b * len, v + b * len, out + b * len,
-                                                                     e - b, len);
-    });
-    return;
-  }
-  const std::size_t blocks = (inner + kColumnBlock - 1) / kColumnBlock;
-  const std::size_t per_item = len * (inner < kColumnBlock ? inner : kColumnBlock);
-  const std::size_t grain = per_item >= kSoftmaxGrain ? 1 : kSoftmaxGrain / per_item;
-  parallel_for(outer * blocks, grain, 1, [&](std::size_t b, std::size_t e) {
-    for (std::size_t item = b; item < e; ++item) {
-      const std::size_t o = item / blocks, c = (item % blocks) * kColumnBlock;
-      const std::size_t width = inner - c < kColumnBlock ? inner - c : kColumnBlock;
-      const std::size_t at = o * len * inner + c;
-      (log ? k.log_softmax_backward_cols : k.softmax_backward_cols)(grad + at, v + at, out + at, len, width, inner);
-    }
-  });
+  for_slices(
+      outer, len, inner,
+      [&](std::size_t at, std::size_t count) {
+        (log ? k.log_softmax_backward_rows : k.softmax_backward_rows)(grad + at, v + at, out + at, count, len);
+      },
+      [&](std::size_t at, std::size_t width) {
+        (log ? k.log_softmax_backward_cols : k.softmax_backward_cols)(grad + at, v + at, out + at, len, width, inner);
+      });
 }
 
 template <class I>

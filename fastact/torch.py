@@ -301,43 +301,34 @@ def _define() -> dict[str, Any]:
         "``tanh`` with fastact's kernels; ``apply(input)``. Saves the output.",
     )
 
-    class SoftmaxFunction(torch.autograd.Function):
-        """``softmax`` with fastact's kernels; ``apply(input, axis)`` (axis as fastact takes it)."""
+    def axis_function(name: str, forward_fn: Any, backward_fn: Any, doc: str) -> Any:
+        """An autograd Function for a reduction along an axis that saves its output."""
 
-        @staticmethod
         def forward(ctx: Any, input: torch.Tensor, axis: Any) -> torch.Tensor:
             output = torch.empty_like(input)
-            _fa.softmax(view(input), axis, out=output.numpy())
+            forward_fn(view(input), axis, out=output.numpy())
             ctx.axis = axis
             ctx.save_for_backward(output)
             return output
 
-        @staticmethod
         @once_differentiable
         def backward(ctx: Any, grad_output: torch.Tensor) -> Any:
             (output,) = ctx.saved_tensors
             grad_input = torch.empty_like(output)
-            _fa.softmax_backward(view(grad_output), view(output), ctx.axis, out=grad_input.numpy())
+            backward_fn(view(grad_output), view(output), ctx.axis, out=grad_input.numpy())
             return grad_input, None
 
-    class LogSoftmaxFunction(torch.autograd.Function):
-        """``log_softmax`` with fastact's kernels; ``apply(input, axis)`` (axis as fastact takes it)."""
+        return type(name, (torch.autograd.Function,), {
+            "__doc__": doc, "forward": staticmethod(forward), "backward": staticmethod(backward)})
 
-        @staticmethod
-        def forward(ctx: Any, input: torch.Tensor, axis: Any) -> torch.Tensor:
-            output = torch.empty_like(input)
-            _fa.log_softmax(view(input), axis, out=output.numpy())
-            ctx.axis = axis
-            ctx.save_for_backward(output)
-            return output
-
-        @staticmethod
-        @once_differentiable
-        def backward(ctx: Any, grad_output: torch.Tensor) -> Any:
-            (output,) = ctx.saved_tensors
-            grad_input = torch.empty_like(output)
-            _fa.log_softmax_backward(view(grad_output), view(output), ctx.axis, out=grad_input.numpy())
-            return grad_input, None
+    SoftmaxFunction = axis_function(
+        "SoftmaxFunction", _fa.softmax, _fa.softmax_backward,
+        "``softmax`` with fastact's kernels; ``apply(input, axis)`` (axis as fastact takes it).",
+    )
+    LogSoftmaxFunction = axis_function(
+        "LogSoftmaxFunction", _fa.log_softmax, _fa.log_softmax_backward,
+        "``log_softmax`` with fastact's kernels; ``apply(input, axis)`` (axis as fastact takes it).",
+    )
 
     # -- functional forms (torch.nn.functional's signatures) -----------------------------------
     def relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
