@@ -321,32 +321,39 @@ void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
 }
 
 // Runs `block` (K*N columns, and then N columns at a time) across `width` columns; the last
-// width % N columns go through the same block code on a packed, zero-padded copy.
-template <class V, std::size_t K, class Block, class Narrow, class Pack>
-inline void for_column_blocks(std::size_t width, Block block_k, Narrow block_1, Pack packed_tail) {
+// width % N columns, too few to fill a vector, go to `narrow` one at a time.
+template <class V, std::size_t K, class Block, class Narrow, class Single>
+inline void for_column_blocks(std::size_t width, Block block_k, Narrow block_1, Single single) {
   constexpr std::size_t N = V::N;
   std::size_t c = 0;
   for (; c + K * N <= width; c += K * N) block_k(c);
   for (; c + N <= width; c += N) block_1(c);
-  if (c < width) packed_tail(c, width - c);
+  for (; c < width; ++c) single(c);
 }
 
 constexpr std::size_t kColumnVectors = 4;
 
+// A reusable per-thread scratch buffer for single columns (no allocation per call).
+template <class T>
+inline T* column_scratch(std::size_t n) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// A column too narrow to share a vector with its neighbours is gathered into a contiguous
+// slice, reduced by the row kernel, and scattered back.
 template <class V, bool kLog>
 void softmax_cols_kernel(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_t width, std::size_t stride) {
   using T = Elem<V>;
-  constexpr std::size_t N = V::N;
   for_column_blocks<V, kColumnVectors>(
       width, [&](std::size_t c) { softmax_col_block<V, kLog, kColumnVectors>(x + c, y + c, len, stride); },
       [&](std::size_t c) { softmax_col_block<V, kLog, 1>(x + c, y + c, len, stride); },
-      [&](std::size_t c, std::size_t rem) {
-        std::vector<T> buf(len * N, T(0));
-        for (std::size_t j = 0; j < len; ++j)
-          for (std::size_t l = 0; l < rem; ++l) buf[j * N + l] = x[j * stride + c + l];
-        softmax_col_block<V, kLog, 1>(buf.data(), buf.data(), len, N);
-        for (std::size_t j = 0; j < len; ++j)
-          for (std::size_t l = 0; l < rem; ++l) y[j * stride + c + l] = buf[j * N + l];
+      [&](std::size_t c) {
+        T* buf = column_scratch<T>(len);
+        for (std::size_t j = 0; j < len; ++j) buf[j] = x[j * stride + c];
+        softmax_row<V, kLog>(buf, buf, len);
+        for (std::size_t j = 0; j < len; ++j) y[j * stride + c] = buf[j];
       });
 }
 
@@ -354,22 +361,16 @@ template <class V, bool kLog>
 void softmax_backward_cols_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
                                   std::size_t width, std::size_t stride) {
   using T = Elem<V>;
-  constexpr std::size_t N = V::N;
   for_column_blocks<V, kColumnVectors>(
       width,
       [&](std::size_t c) { softmax_backward_col_block<V, kLog, kColumnVectors>(g + c, v + c, out + c, len, stride); },
       [&](std::size_t c) { softmax_backward_col_block<V, kLog, 1>(g + c, v + c, out + c, len, stride); },
-      [&](std::size_t c, std::size_t rem) {
-        std::vector<T> gb(len * N, T(0)), vb(len * N, T(0));
-        for (std::size_t j = 0; j < len; ++j) {
-          for (std::size_t l = 0; l < rem; ++l) {
-            gb[j * N + l] = g[j * stride + c + l];
-            vb[j * N + l] = v[j * stride + c + l];
-          }
-        }
-        softmax_backward_col_block<V, kLog, 1>(gb.data(), vb.data(), gb.data(), len, N);
-        for (std::size_t j = 0; j < len; ++j)
-          for (std::size_t l = 0; l < rem; ++l) out[j * stride + c + l] = gb[j * N + l];
+      [&](std::size_t c) {
+        T* gb = column_scratch<T>(2 * len);
+        T* vb = gb + len;
+        for (std::size_t j = 0; j < len; ++j) gb[j] = g[j * stride + c], vb[j] = v[j * stride + c];
+        softmax_backward_row<V, kLog>(gb, vb, gb, len);
+        for (std::size_t j = 0; j < len; ++j) out[j * stride + c] = gb[j];
       });
 }
 
