@@ -321,14 +321,14 @@ void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
 }
 
 // Runs `block` (K*N columns, and then N columns at a time) across `width` columns; the last
-// width % N columns, too few to fill a vector, go to `narrow` one at a time.
-template <class V, std::size_t K, class Block, class Narrow, class Single>
-inline void for_column_blocks(std::size_t width, Block block_k, Narrow block_1, Single single) {
+// width % N columns, too few to fill a vector, go to narrow(first column, count).
+template <class V, std::size_t K, class Block, class Narrow, class Rest>
+inline void for_column_blocks(std::size_t width, Block block_k, Narrow block_1, Rest narrow) {
   constexpr std::size_t N = V::N;
   std::size_t c = 0;
   for (; c + K * N <= width; c += K * N) block_k(c);
   for (; c + N <= width; c += N) block_1(c);
-  for (; c < width; ++c) single(c);
+  if (c < width) narrow(c, width - c);
 }
 
 constexpr std::size_t kColumnVectors = 4;
@@ -341,19 +341,21 @@ inline T* column_scratch(std::size_t n) {
   return buf.data();
 }
 
-// A column too narrow to share a vector with its neighbours is gathered into a contiguous
-// slice, reduced by the row kernel, and scattered back.
+// Columns too few to fill a vector are gathered (all in one pass over their rows) into
+// contiguous slices, reduced by the row kernel, and scattered back.
 template <class V, bool kLog>
 void softmax_cols_kernel(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_t width, std::size_t stride) {
   using T = Elem<V>;
   for_column_blocks<V, kColumnVectors>(
       width, [&](std::size_t c) { softmax_col_block<V, kLog, kColumnVectors>(x + c, y + c, len, stride); },
       [&](std::size_t c) { softmax_col_block<V, kLog, 1>(x + c, y + c, len, stride); },
-      [&](std::size_t c) {
-        T* buf = column_scratch<T>(len);
-        for (std::size_t j = 0; j < len; ++j) buf[j] = x[j * stride + c];
-        softmax_row<V, kLog>(buf, buf, len);
-        for (std::size_t j = 0; j < len; ++j) y[j * stride + c] = buf[j];
+      [&](std::size_t c, std::size_t rem) {
+        T* buf = column_scratch<T>(rem * len);
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) buf[l * len + j] = x[j * stride + c + l];
+        for (std::size_t l = 0; l < rem; ++l) softmax_row<V, kLog>(buf + l * len, buf + l * len, len);
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) y[j * stride + c + l] = buf[l * len + j];
       });
 }
 
@@ -365,12 +367,19 @@ void softmax_backward_cols_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
       width,
       [&](std::size_t c) { softmax_backward_col_block<V, kLog, kColumnVectors>(g + c, v + c, out + c, len, stride); },
       [&](std::size_t c) { softmax_backward_col_block<V, kLog, 1>(g + c, v + c, out + c, len, stride); },
-      [&](std::size_t c) {
-        T* gb = column_scratch<T>(2 * len);
-        T* vb = gb + len;
-        for (std::size_t j = 0; j < len; ++j) gb[j] = g[j * stride + c], vb[j] = v[j * stride + c];
-        softmax_backward_row<V, kLog>(gb, vb, gb, len);
-        for (std::size_t j = 0; j < len; ++j) out[j * stride + c] = gb[j];
+      [&](std::size_t c, std::size_t rem) {
+        T* gb = column_scratch<T>(2 * rem * len);
+        T* vb = gb + rem * len;
+        for (std::size_t j = 0; j < len; ++j) {
+          for (std::size_t l = 0; l < rem; ++l) {
+            gb[l * len + j] = g[j * stride + c + l];
+            vb[l * len + j] = v[j * stride + c + l];
+          }
+        }
+        for (std::size_t l = 0; l < rem; ++l)
+          softmax_backward_row<V, kLog>(gb + l * len, vb + l * len, gb + l * len, len);
+        for (std::size_t j = 0; j < len; ++j)
+          for (std::size_t l = 0; l < rem; ++l) out[j * stride + c + l] = gb[l * len + j];
       });
 }
 
