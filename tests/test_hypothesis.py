@@ -131,7 +131,9 @@ def _check(name, args, kwargs, data):
             assert isinstance(r, np.generic)
         assert_correct(name, r, *before, **kwargs)
     else:
-        plain = call(name, *before, **kwargs)
+        # Same arrays (same layout) as the out= call below: bits may differ between layouts
+        # (rows vs column kernels sum in different orders), never between out= forms.
+        plain = call(name, *args, **kwargs)
         assert_correct(name, plain, *before, **kwargs)
         if form == "inplace":
             out = args[0]
