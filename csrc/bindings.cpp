@@ -24,7 +24,7 @@ namespace {
 // ---- NumPy objects, looked up once ---------------------------------------------------------
 
 struct NumPy {
-  py::object asarray, array, copyto, broadcast_shapes, broadcast_to, errstate, can_cast, transpose,
+  py::object asarray, array, copyto, broadcast_to, errstate, can_cast, transpose,
       ascontiguousarray, axis_error, dtype_ctor;
   py::dtype float16, float32, float64;
 };
@@ -35,7 +35,7 @@ const NumPy& numpy() {
     py::module_ m = py::module_::import("numpy");
     py::object exceptions = py::module_::import("numpy.exceptions");
     return new NumPy{m.attr("asarray"),      m.attr("array"),        m.attr("copyto"),
-                     m.attr("broadcast_shapes"), m.attr("broadcast_to"), m.attr("errstate"),
+                     m.attr("broadcast_to"), m.attr("errstate"),
                      m.attr("can_cast"),      m.attr("transpose"),    m.attr("ascontiguousarray"),
                      exceptions.attr("AxisError"), m.attr("dtype"),
                      py::dtype("float16"),   py::dtype::of<float>(), py::dtype::of<double>()};
@@ -52,6 +52,18 @@ std::string shape_str(const std::vector<py::ssize_t>& s) {
 }
 
 std::vector<py::ssize_t> shape_of(const py::array& a) { return {a.shape(), a.shape() + a.ndim()}; }
+
+// NumPy's broadcasting rule for two shapes, any ndim (np.broadcast_shapes stops at 32 dimensions).
+bool broadcast_shape(const std::vector<py::ssize_t>& a, const std::vector<py::ssize_t>& b, std::vector<py::ssize_t>& out) {
+  const std::size_t n = std::max(a.size(), b.size());
+  out.assign(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const py::ssize_t da = i < a.size() ? a[a.size() - 1 - i] : 1, db = i < b.size() ? b[b.size() - 1 - i] : 1;
+    if (da != db && da != 1 && db != 1) return false;
+    out[n - 1 - i] = da == 1 ? db : da;
+  }
+  return true;
+}
 
 std::string dtype_name(const py::dtype& dt) { return py::str(dt).cast<std::string>(); }
 
@@ -160,10 +172,23 @@ py::array empty_like(const py::dtype& dt, const py::array& like) {
   return py::array(dt, shape, strides);
 }
 
-py::array as_array(py::handle obj) {
+// Re-raises the pending ValueError/TypeError `e` as the same type with the function and the argument
+// named in front of NumPy's message (NumPy's exception stays attached as __cause__); others pass.
+[[noreturn]] void rethrow_named(py::error_already_set& e, const char* fn, const char* arg, const char* what) {
+  if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_TypeError)) throw;
+  const std::string msg = prefix(fn) + "'" + arg + "' " + what + ": " + py::str(e.value()).cast<std::string>();
+  py::raise_from(e, e.matches(PyExc_ValueError) ? PyExc_ValueError : PyExc_TypeError, msg.c_str());
+  throw py::error_already_set();
+}
+
+py::array as_array(const char* fn, const char* arg, py::handle obj) {
   if (Py_TYPE(obj.ptr()) == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_))
     return py::reinterpret_borrow<py::array>(obj);
-  return numpy().asarray(obj);  // subclasses (np.matrix, masked arrays) become plain ndarrays
+  try {
+    return numpy().asarray(obj);  // subclasses (np.matrix, masked arrays) become plain ndarrays
+  } catch (py::error_already_set& e) {
+    rethrow_named(e, fn, arg, "cannot be converted to an array");
+  }
 }
 
 // `a` as a dense, aligned, native array of dtype `dt` (a copy only when needed).
@@ -273,25 +298,49 @@ const T* cptr(const py::array& a) {
 // ---- argument helpers ----------------------------------------------------------------------
 
 double real_scalar(const char* fn, const char* arg, py::handle v) {
-  if (PyFloat_Check(v.ptr()) || (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr()))) return py::cast<double>(v);
-  py::array a = numpy().asarray(v);
+  if (PyFloat_Check(v.ptr())) return PyFloat_AS_DOUBLE(v.ptr());
+  if (PyLong_Check(v.ptr()) && !PyBool_Check(v.ptr())) {
+    const double d = PyLong_AsDouble(v.ptr());
+    if (d == -1.0 && PyErr_Occurred()) {  // OverflowError: beyond the float64 range
+      PyErr_Clear();
+      throw py::value_error(prefix(fn) + "'" + arg + "' is too large to convert to a float");
+    }
+    return d;
+  }
+  const auto not_real = [&] {
+    return py::type_error(prefix(fn) + "'" + arg + "' must be a real number, got " + std::string(Py_TYPE(v.ptr())->tp_name));
+  };
+  py::array a;
+  try {
+    a = numpy().asarray(v);
+  } catch (py::error_already_set& e) {  // e.g. a ragged list
+    if (!e.matches(PyExc_ValueError) && !e.matches(PyExc_TypeError)) throw;
+    throw not_real();
+  }
   const char k = a.dtype().kind();
-  if (a.ndim() != 0 || !(k == 'f' || k == 'i' || k == 'u'))
-    throw py::type_error(prefix(fn) + "'" + arg + "' must be a real number, got " + std::string(Py_TYPE(v.ptr())->tp_name));
+  if (a.ndim() != 0 || !(k == 'f' || k == 'i' || k == 'u')) throw not_real();
   return py::cast<double>(py::float_(a));
 }
 
-[[noreturn]] void raise_axis_error(py::ssize_t axis, py::ssize_t ndim) {
-  py::object err = numpy().axis_error(axis, ndim);
+[[noreturn]] void raise_axis_error(const char* fn, py::ssize_t axis, py::ssize_t ndim) {
+  py::object err = numpy().axis_error(axis, ndim, std::string("fastact.") + fn);  // "fastact.softmax: axis 2 is..."
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(err.ptr())), err.ptr());
   throw py::error_already_set();
 }
 
 py::ssize_t axis_index(const char* fn, py::handle a) {
-  if (PyBool_Check(a.ptr()) || !PyIndex_Check(a.ptr()))
-    throw py::type_error(prefix(fn) + "'axis' must be an int, a tuple of ints, or None, got " +
-                         std::string(Py_TYPE(a.ptr())->tp_name));
-  return py::cast<py::ssize_t>(py::reinterpret_steal<py::object>(PyNumber_Index(a.ptr())));
+  const auto not_an_int = [&] {
+    return py::type_error(prefix(fn) + "'axis' must be an int, a tuple of ints, or None, got " +
+                          std::string(Py_TYPE(a.ptr())->tp_name));
+  };
+  if (PyBool_Check(a.ptr()) || !PyIndex_Check(a.ptr())) throw not_an_int();
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(a.ptr()));
+  if (!i) {  // __index__ raised (a NumPy array of more than one element does)
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    throw not_an_int();
+  }
+  return PyNumber_AsSsize_t(i.ptr(), nullptr);  // saturates: beyond the int64 range is out of range
 }
 
 // Which axes are reduced. 0-d arrays accept axis 0, -1, None or () and reduce their one element.
@@ -309,7 +358,7 @@ std::vector<bool> reduced_axes(const char* fn, py::handle axis, py::ssize_t ndim
   }
   const py::ssize_t bound = ndim == 0 ? 1 : ndim;
   for (py::ssize_t a : list) {
-    if (a < -bound || a >= bound) raise_axis_error(a, ndim);
+    if (a < -bound || a >= bound) raise_axis_error(fn, a, ndim);
     const py::ssize_t d = a < 0 ? a + bound : a;
     if (ndim == 0) continue;
     if (reduce[static_cast<std::size_t>(d)]) throw py::value_error(prefix(fn) + "duplicate value in 'axis'");
@@ -377,16 +426,17 @@ Resolved resolve_two(Kind a, Kind b) {
   return {np.float64, np.float64};
 }
 
+// dt: x's dtype in native byte order (the kernel compares native integers).
 template <class I>
-py::object relu_integer_typed(py::array x, const py::object& out, bool scalar) {
-  py::array xin = dense_input(x, x.dtype());
-  py::array dst = writable_in_place(out, x.dtype(), x.dtype(), xin, {&xin}) ? py::reinterpret_borrow<py::array>(out)
-                                                                 : empty_like(x.dtype(), xin);
+py::object relu_integer_typed(py::array x, const py::dtype& dt, const py::object& out, bool scalar) {
+  py::array xin = dense_input(x, dt);
+  py::array dst = writable_in_place(out, dt, dt, xin, {&xin}) ? py::reinterpret_borrow<py::array>(out)
+                                                              : empty_like(dt, xin);
   {
     py::gil_scoped_release release;
     run_relu_integer<I>(cptr<I>(xin), ptr<I>(dst), static_cast<std::size_t>(xin.size()));
   }
-  return finish(dst, out, x.dtype(), scalar);
+  return finish(dst, out, dt, scalar);
 }
 
 py::object relu_integer(py::array x, py::handle out_obj) {
@@ -395,10 +445,10 @@ py::object relu_integer(py::array x, py::handle out_obj) {
   const bool scalar = x.ndim() == 0 && out.is_none();
   const bool is_signed = dt.kind() == 'i';
   switch (dt.itemsize()) {
-    case 1: return is_signed ? relu_integer_typed<std::int8_t>(x, out, scalar) : relu_integer_typed<std::uint8_t>(x, out, scalar);
-    case 2: return is_signed ? relu_integer_typed<std::int16_t>(x, out, scalar) : relu_integer_typed<std::uint16_t>(x, out, scalar);
-    case 4: return is_signed ? relu_integer_typed<std::int32_t>(x, out, scalar) : relu_integer_typed<std::uint32_t>(x, out, scalar);
-    default: return is_signed ? relu_integer_typed<std::int64_t>(x, out, scalar) : relu_integer_typed<std::uint64_t>(x, out, scalar);
+    case 1: return is_signed ? relu_integer_typed<std::int8_t>(x, dt, out, scalar) : relu_integer_typed<std::uint8_t>(x, dt, out, scalar);
+    case 2: return is_signed ? relu_integer_typed<std::int16_t>(x, dt, out, scalar) : relu_integer_typed<std::uint16_t>(x, dt, out, scalar);
+    case 4: return is_signed ? relu_integer_typed<std::int32_t>(x, dt, out, scalar) : relu_integer_typed<std::uint32_t>(x, dt, out, scalar);
+    default: return is_signed ? relu_integer_typed<std::int64_t>(x, dt, out, scalar) : relu_integer_typed<std::uint64_t>(x, dt, out, scalar);
   }
 }
 
@@ -412,7 +462,7 @@ void call_unary(Unary op, const py::array& in, py::array& dst, double param) {
 }
 
 py::object unary(const char* fn, Unary op, py::handle x_obj, py::handle out_obj, double param) {
-  py::array x = as_array(x_obj);
+  py::array x = as_array(fn, "x", x_obj);
   const Kind kind = classify(x.dtype());
   if (op == Unary::relu && kind == Kind::integer) return relu_integer(x, out_obj);
   if (op == Unary::relu && kind == Kind::boolean)
@@ -441,19 +491,16 @@ void call_binary(Binary op, const py::array& g, const py::array& v, py::array& d
 
 py::object binary(const char* fn, const char* v_name, Binary op, py::handle g_obj, py::handle v_obj,
                   py::handle out_obj, double param) {
-  py::array g = as_array(g_obj), v = as_array(v_obj);
+  py::array g = as_array(fn, "grad", g_obj), v = as_array(fn, v_name, v_obj);
   const Kind gk = classify(g.dtype()), vk = classify(v.dtype());
   require_real(fn, "grad", g.dtype(), gk);
   require_real(fn, v_name, v.dtype(), vk);
   const Resolved r = resolve_two(gk, vk);
   std::vector<py::ssize_t> shape = shape_of(v);
   if (shape_of(g) != shape) {
-    try {
-      shape = numpy().broadcast_shapes(py::tuple(py::cast(shape_of(g))), py::tuple(py::cast(shape))).cast<std::vector<py::ssize_t>>();
-    } catch (py::error_already_set&) {
+    if (!broadcast_shape(shape_of(g), shape_of(v), shape))
       throw py::value_error(prefix(fn) + "'grad' with shape " + shape_str(shape_of(g)) + " and '" + v_name +
                             "' with shape " + shape_str(shape_of(v)) + " cannot be broadcast together");
-    }
     if (shape_of(v) != shape) v = numpy().broadcast_to(v, py::cast(shape));
   }
   py::object out = check_out(fn, out_obj, shape, r.result);
@@ -470,7 +517,12 @@ py::object binary(const char* fn, const char* v_name, Binary op, py::handle g_ob
 // Applies softmax's dtype= argument: a floating dtype the input is cast to first.
 py::array apply_dtype(const char* fn, py::array x, py::handle dtype) {
   if (dtype.is_none()) return x;
-  py::dtype dt = numpy().dtype_ctor(dtype);
+  py::dtype dt;
+  try {
+    dt = numpy().dtype_ctor(dtype);
+  } catch (py::error_already_set& e) {
+    rethrow_named(e, fn, "dtype", "is not a NumPy dtype");
+  }
   if (dt.kind() != 'f' || classify(dt) == Kind::unsupported)
     throw py::type_error(prefix(fn) + "'dtype' must be float16, float32 or float64, got " + dtype_name(dt));
   if (x.dtype().kind() == 'c' || classify(x.dtype()) == Kind::unsupported) require_real(fn, "x", x.dtype(), Kind::unsupported);
@@ -487,7 +539,7 @@ void call_softmax(Softmax op, const py::array& in, py::array& dst, const SliceGe
 }
 
 py::object softmax(const char* fn, Softmax op, py::handle x_obj, py::handle axis, py::handle dtype, py::handle out_obj) {
-  py::array x = apply_dtype(fn, as_array(x_obj), dtype);
+  py::array x = apply_dtype(fn, as_array(fn, "x", x_obj), dtype);
   const Kind kind = classify(x.dtype());
   require_real(fn, "x", x.dtype(), kind);
   const Resolved r = resolve_one(kind);
@@ -520,7 +572,7 @@ void call_softmax_backward(Softmax op, const py::array& g, const py::array& v, p
 
 py::object softmax_backward(const char* fn, const char* v_name, Softmax op, py::handle g_obj, py::handle v_obj,
                             py::handle axis, py::handle out_obj) {
-  py::array g = as_array(g_obj), v = as_array(v_obj);
+  py::array g = as_array(fn, "grad", g_obj), v = as_array(fn, v_name, v_obj);
   const Kind gk = classify(g.dtype()), vk = classify(v.dtype());
   require_real(fn, "grad", g.dtype(), gk);
   require_real(fn, v_name, v.dtype(), vk);
@@ -550,9 +602,17 @@ py::object softmax_backward(const char* fn, const char* v_name, Softmax op, py::
 // ---- threads and targets -------------------------------------------------------------------
 
 void set_num_threads(py::handle n) {
-  if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
-    throw py::type_error("fastact.set_num_threads: 'n' must be an int, got " + std::string(Py_TYPE(n.ptr())->tp_name));
-  const auto v = py::cast<long long>(py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr())));
+  const auto not_an_int = [&] {
+    return py::type_error("fastact.set_num_threads: 'n' must be an int, got " + std::string(Py_TYPE(n.ptr())->tp_name));
+  };
+  if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr())) throw not_an_int();
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+  if (!i) {  // __index__ raised
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) throw py::error_already_set();
+    PyErr_Clear();
+    throw not_an_int();
+  }
+  const auto v = static_cast<long long>(PyNumber_AsSsize_t(i.ptr(), nullptr));  // saturates
   if (v < 1) throw py::value_error("fastact.set_num_threads: 'n' must be >= 1, got " + std::to_string(v));
   set_max_threads(v > (1 << 16) ? (1 << 16) : static_cast<int>(v));
 }

@@ -76,8 +76,9 @@ def result_dtype(name: str, *args, dtype=None) -> np.dtype:
         if dts[0].kind == "b":
             raise TypeError("relu: unsupported dtype bool")
         return dts[0]
-    dt = np.result_type(*dts)
-    return np.dtype(np.float64) if dt.kind in "biu" else dt
+    # Integer and bool inputs count as float64 (DESIGN.md), also when mixed with a float16/32 one.
+    dt = np.result_type(*[np.dtype(np.float64) if d.kind in "biu" else d for d in dts])
+    return dt
 
 
 def _compute_dtype(dt: np.dtype) -> np.dtype:

@@ -43,18 +43,29 @@ struct WideSum {
       add_compensated(p, F64::splat(0.0) - residual(p, a, b));  // a * b - p, exactly
     }
   }
-  double total() const { return reduce_add(lo + hi); }
+  double total() const { return reduce_add(sum()); }
   // out[k] = the sum of lane k, for k < V::N.
   void store_lanes(double* out) const {
     if constexpr (kFloat) {
       store(out, lo);
       store(out + F64::N, hi);
     } else {
-      store(out, lo + hi);
+      store(out, sum());
     }
   }
 
  private:
+  // The lanes' sums. double: the sum plus its compensation, except where the compensation is NaN: once a
+  // lane's sum is infinite (an infinite input, or an overflow) TwoSum's error term is inf - inf, and the
+  // infinite sum itself is the answer (as in the float path and the formula).
+  F64 sum() const {
+    if constexpr (kFloat) {
+      return lo + hi;
+    } else {
+      return select(is_nan(hi), lo, lo + hi);
+    }
+  }
+
   // lo + v by Knuth's TwoSum; its rounding error (and `err`, known to be lost from v) go to hi.
   void add_compensated(F64 v, F64 err) {
     const F64 s = lo + v;
