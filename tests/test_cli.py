@@ -12,23 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ALL
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SCRIPT = REPO / "bench" / "bench_activations.py"
-FUNCTIONS = (
-    "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "log_softmax",
-    "relu_backward",
-    "leaky_relu_backward",
-    "sigmoid_backward",
-    "tanh_backward",
-    "softmax_backward",
-    "log_softmax_backward",
-)
+FUNCTIONS = ALL  # every public function, in DESIGN.md order
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Options that keep a benchmark run well under a second per measurement.
 QUICK = "--repeat 1 --loop-time 0.002 --threads 1".split()
