@@ -54,12 +54,26 @@ inline V splat(typename V::Elem x) {
   return V::splat(x);
 }
 
-// c[0] + c[1] x + ... + c[n-1] x^(n-1), Horner's rule.
-template <class V>
-inline V horner(V x, const typename V::Elem* c, std::size_t n) {
-  V p = V::splat(c[n - 1]);
-  for (std::size_t i = n - 1; i-- > 0;) p = mul_add(p, x, V::splat(c[i]));
-  return p;
+// c[0] + c[1] x + ... + c[n-1] x^(n-1) by Estrin's scheme: as many operations as Horner's rule, but a dependency
+// chain of about log2(n) fmas instead of n. Long chains, not operation counts, limit these kernels:
+// the out-of-order window fills with waiting work. pw[k] holds x^(2^k).
+template <std::size_t n, class V>
+inline V estrin(const V* pw, const typename V::Elem* c) {
+  if constexpr (n == 1) {
+    return V::splat(c[0]);
+  } else {
+    constexpr std::size_t log2_half = n > 8 ? 3 : n > 4 ? 2 : n > 2 ? 1 : 0;
+    constexpr std::size_t half = std::size_t{1} << log2_half;
+    static_assert(n <= 16, "estrin: powers up to x^8 are formed");
+    return mul_add(pw[log2_half], estrin<n - half>(pw, c + half), estrin<half>(pw, c));
+  }
+}
+
+template <std::size_t n, class V>
+inline V estrin(V x, V x2, const typename V::Elem* c) {
+  const V x4 = x2 * x2;
+  const V pw[4] = {x, x2, x4, x4 * x4};
+  return estrin<n>(pw, c);
 }
 
 // a - q * d, exact (to well below an ulp of the result) on every target: a hardware FMA where
@@ -80,6 +94,14 @@ inline V residual(V a, V q, V d) {
   }
 }
 
+// e^r - 1 = r + r^2 Q(r) for the reduced argument |r| <= ln2/2, Q by Estrin's scheme.
+template <class V>
+inline V expm1_reduced(V r) {
+  using C = MathConsts<typename V::Elem>;
+  const V r2 = r * r;
+  return mul_add(r2, estrin<C::exp_degree>(r, r2, C::exp_poly), r);
+}
+
 // exp_rr2_p4_twostep: e^x by two-constant Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
 // a minimax polynomial 1 + r + r^2 Q(r), and a two-step scaling by 2^n so that results that
 // overflow or are subnormal round once, correctly. About 1 ulp. NaN propagates.
@@ -91,7 +113,7 @@ inline V exp_two_step(V x) {
   const V n = round_nearest(x * splat<V>(C::log2e));
   V r = mul_add(n, splat<V>(-C::ln2_hi), x);  // exact: n * ln2_hi has spare bits, Sterbenz
   r = mul_add(n, splat<V>(-C::ln2_lo), r);
-  const V p = mul_add(r, mul_add(r, horner(r, C::exp_poly, C::exp_degree), splat<V>(1)), splat<V>(1));
+  const V p = expm1_reduced(r) + splat<V>(1);
   const V a = min(max(n, splat<V>(C::min_exp)), splat<V>(C::max_exp));
   return (p * pow2i(a)) * pow2i(n - a);
 }
@@ -110,8 +132,9 @@ inline V exp(V x) {
   const V n = t - splat<V>(C::round_bias);
   V r = mul_add(n, splat<V>(-C::ln2_hi), x);
   r = mul_add(n, splat<V>(-C::ln2_lo), r);
-  const V p = mul_add(r, mul_add(r, horner(r, C::exp_poly, C::exp_degree), splat<V>(1)), splat<V>(1));
-  return p * pow2_from_low_bits(t);
+  // 2^n (1 + m) rounded once, as 2^n + 2^n m: 2^n is exact and normal here.
+  const V scale = pow2_from_low_bits(t);
+  return mul_add(expm1_reduced(r), scale, scale);
 }
 
 // num / (d_hi + d_lo) for num ~ 1, with the rounding of the division itself corrected:
@@ -124,32 +147,56 @@ inline V divide_compensated(V num, V d_hi, V d_lo) {
   return mul_add(r, inv, q);
 }
 
-// sigmoid_rr2_p4_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is
+// sigmoid and tanh come in two stages, the exponential (sigmoid_exp, tanh_exp) and the rest
+// (sigmoid_finish, tanh_finish), so that the kernels can run them as two short loops over a block
+// held in L1: one long chain per vector stalls the out-of-order window (see elementwise-inl.h).
+// sigmoid(x) == sigmoid_finish(x, sigmoid_exp(x)), bit for bit, and likewise tanh.
+
+// sigmoid_rr2_p5_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is
 // kept as an exact sum (Fast2Sum) and the division is compensated (a plain division reaches
-// 2.26 ulp). Max error 1.55 ulp (float32 dense sweep, every target).
+// 2.26 ulp).
 template <class V>
-inline V sigmoid(V x) {
+inline V sigmoid_exp(V x) {
+  return exp<V, true>(splat<V>(0) - abs(x));
+}
+
+template <class V>
+inline V sigmoid_finish(V x, V e) {
   const V one = splat<V>(1), zero = splat<V>(0);
-  const V e = exp(zero - abs(x));
   const V d_hi = one + e;
   const V d_lo = (one - d_hi) + e;
   return divide_compensated(select(lt(x, zero), e, one), d_hi, d_lo);
 }
 
+template <class V>
+inline V sigmoid(V x) {
+  return sigmoid_finish(x, sigmoid_exp(x));
+}
+
 // tanh_p4_rr2_div: |x| < atanh(1/2): |x| + |x|^3 P(x^2) (exact for subnormal x); otherwise
 // 1 - 2/(1 + e^{2|x|}), where 1 - u is exact (u in [0, 1/2]) so the division's error does
-// not grow; the sign restored last so tanh(-0) = -0. Max error 1.53 ulp (float32 dense sweep).
+// not grow; the sign restored last so tanh(-0) = -0. |x| is capped where tanh rounds to 1.
 template <class V>
-inline V tanh(V x) {
+inline V tanh_exp(V x) {
+  using C = MathConsts<typename V::Elem>;
+  return exp(min(splat<V>(C::tanh_cap), abs(x)) * splat<V>(2));
+}
+
+template <class V>
+inline V tanh_finish(V x, V big) {
   using C = MathConsts<typename V::Elem>;
   const V one = splat<V>(1);
   const V z = abs(x);
   const auto small = lt(z, splat<V>(C::tanh_poly_max));
   const V s = z * z;
-  const V t_small = mul_add(z * s, horner(s, C::tanh_poly, C::tanh_degree), z);
-  const V big = exp(min(splat<V>(C::tanh_cap), z) * splat<V>(2));
+  const V t_small = mul_add(z * s, estrin<C::tanh_degree>(s, s * s, C::tanh_poly), z);
   const V t_large = one - splat<V>(2) / (big + one);
   return copysign(select(small, t_small, t_large), x);
+}
+
+template <class V>
+inline V tanh(V x) {
+  return tanh_finish(x, tanh_exp(x));
 }
 
 }  // namespace FASTACT_NS
