@@ -43,6 +43,15 @@ struct WideSum {
       add_compensated(p, F64::splat(0.0) - residual(p, a, b));  // a * b - p, exactly
     }
   }
+  // Adds other's lanes into these (in double: its sum by TwoSum, its compensation to ours).
+  void merge(const WideSum& other) {
+    if constexpr (kFloat) {
+      lo = lo + other.lo;
+      hi = hi + other.hi;
+    } else {
+      add_compensated(other.lo, other.hi);
+    }
+  }
   double total() const { return reduce_add(sum()); }
   // out[k] = the sum of lane k, for k < V::N.
   void store_lanes(double* out) const {
@@ -156,17 +165,29 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   }
 
   const V vm = splat<V>(m);
-  WideSum<V> sum;
-  for (i = 0; i + N <= len; i += N) {
-    const V e = exp<V, true>(V::load(x + i) - vm);
-    if constexpr (!kLog) store(y + i, e);
-    sum.add(e);
+  WideSum<V> sum, sum2;  // two sums, so that consecutive adds do not wait on each other
+  // e is stored first and summed in a second, cheap loop over y (in L1 or L2): the exp chain
+  // alone is short enough for the out-of-order window to overlap several vectors. log_softmax
+  // borrows y for this unless y is x, which its last pass still reads.
+  if (!kLog || x != y) {
+    for (i = 0; i + N <= len; i += N) store(y + i, exp<V, true>(V::load(x + i) - vm));
+    std::size_t k = 0;
+    for (; k + 2 * N <= i; k += 2 * N) sum.add(V::load(y + k)), sum2.add(V::load(y + k + N));
+    if (k < i) sum.add(V::load(y + k));
+  } else {
+    // The same vectors into the same sums as above, so in-place results equal out-of-place ones.
+    for (i = 0; i + 2 * N <= len; i += 2 * N) {
+      sum.add(exp<V, true>(V::load(x + i) - vm));
+      sum2.add(exp<V, true>(V::load(x + i + N) - vm));
+    }
+    if (i + N <= len) sum.add(exp<V, true>(V::load(x + i) - vm)), i += N;
   }
   if (i < len) {
     const V e = exp<V, true>(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
     if constexpr (!kLog) store_tail(y + i, len - i, e);
     sum.add(e);
   }
+  sum.merge(sum2);
   const double total = sum.total();
 
   if constexpr (kLog) {
