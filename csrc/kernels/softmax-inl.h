@@ -165,11 +165,18 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   }
 
   const V vm = splat<V>(m);
-  WideSum<V> sum, sum2;  // two sums, so that consecutive adds do not wait on each other
-  // e is stored first and summed in a second, cheap loop over y (in L1 or L2): the exp chain
-  // alone is short enough for the out-of-order window to overlap several vectors. log_softmax
-  // borrows y for this unless y is x, which its last pass still reads.
-  if (!kLog || x != y) {
+  WideSum<V> sum, sum2;  // two sums on long slices, so that consecutive adds do not wait on each other
+  if (len < 16 * N) {
+    // Short slices: one loop, one sum; a second loop and a merge would cost more than they save.
+    for (i = 0; i + N <= len; i += N) {
+      const V e = exp<V, true>(V::load(x + i) - vm);
+      if constexpr (!kLog) store(y + i, e);
+      sum.add(e);
+    }
+  } else if (!kLog || x != y) {
+    // e is stored first and summed in a second, cheap loop over y (in L1 or L2): the exp chain
+    // alone is short enough for the out-of-order window to overlap several vectors. log_softmax
+    // borrows y for this unless y is x, which its last pass still reads.
     for (i = 0; i + N <= len; i += N) store(y + i, exp<V, true>(V::load(x + i) - vm));
     std::size_t k = 0;
     for (; k + 2 * N <= i; k += 2 * N) sum.add(V::load(y + k)), sum2.add(V::load(y + k + N));
