@@ -150,9 +150,8 @@ inline V divide_compensated(V num, V d_hi, V d_lo) {
 // sigmoid and tanh come in two stages, the exponential (sigmoid_exp, tanh_exp) and the rest
 // (sigmoid_finish, tanh_finish), so that the kernels can run them as two short loops over a block
 // held in L1: one long chain per vector stalls the out-of-order window (see elementwise-inl.h).
-// sigmoid(x) == sigmoid_finish(x, sigmoid_exp(x)), bit for bit, and likewise tanh.
 
-// sigmoid_rr2_p5_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is
+// sigmoid_rr2_p4_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is
 // kept as an exact sum (Fast2Sum) and the division is compensated (a plain division reaches
 // 2.26 ulp).
 template <class V>
@@ -166,11 +165,6 @@ inline V sigmoid_finish(V x, V e) {
   const V d_hi = one + e;
   const V d_lo = (one - d_hi) + e;
   return divide_compensated(select(lt(x, zero), e, one), d_hi, d_lo);
-}
-
-template <class V>
-inline V sigmoid(V x) {
-  return sigmoid_finish(x, sigmoid_exp(x));
 }
 
 // tanh_p4_rr2_div: |x| < atanh(1/2): |x| + |x|^3 P(x^2) (exact for subnormal x); otherwise
@@ -192,11 +186,6 @@ inline V tanh_finish(V x, V big) {
   const V t_small = mul_add(z * s, estrin<C::tanh_degree>(s, s * s, C::tanh_poly), z);
   const V t_large = one - splat<V>(2) / (big + one);
   return copysign(select(small, t_small, t_large), x);
-}
-
-template <class V>
-inline V tanh(V x) {
-  return tanh_finish(x, tanh_exp(x));
 }
 
 }  // namespace FASTACT_NS
