@@ -73,17 +73,18 @@ inline void map_unary(const typename V::Elem* x, typename V::Elem* y, std::size_
 // Block length (elements) of the staged loops below: the stage buffer (1 KB for float) stays in L1.
 constexpr std::size_t kStageBlock = 256;
 
-// y[i] = finish(x[i], first(x[i])); y may equal x. The two stages run as two loops over each
-// block of kStageBlock elements rather than fused: one vector's exp-then-divide chain is ~70
+// y[i] = finish(x[i], First::exact(x[i])); y may equal x. The two stages run as two loops over
+// each block of kStageBlock elements rather than fused: one vector's exp-then-divide chain is ~70
 // cycles long, and with only a few vectors in flight the out-of-order window, not the FP units,
 // set the pace. Two shorter chains let it overlap more vectors (sigmoid: 17 -> 12 cycles per
-// vector on Zen 3). Results are bitwise the same as the fused form, which the tail uses.
+// vector on Zen 3). The first stage runs its fast form over a block and redoes the block with
+// exact() only if it says so (see math-inl.h), so results are bitwise those of the fused form,
+// which the tail uses.
 template <class V, class First, class Finish>
-inline void map_unary_staged(const typename V::Elem* x, typename V::Elem* y, std::size_t n, First first,
-                             Finish finish) {
+inline void map_unary_staged(const typename V::Elem* x, typename V::Elem* y, std::size_t n, Finish finish) {
   using T = typename V::Elem;
   constexpr std::size_t N = V::N;
-  const auto fused = [&](V v) { return finish(v, first(v)); };
+  const auto fused = [&](V v) { return finish(v, First::exact(v)); };
   std::size_t i = 0;
   const std::size_t head = streaming_start<V>(y, n);
   const bool stream = head < n;
@@ -94,7 +95,11 @@ inline void map_unary_staged(const typename V::Elem* x, typename V::Elem* y, std
   alignas(64) T stage[kStageBlock];
   while (i + N <= n) {
     const std::size_t len = std::min(kStageBlock, (n - i) / N * N);
-    for (std::size_t j = 0; j < len; j += N) store(stage + j, first(V::load(x + i + j)));
+    First first;
+    for (std::size_t j = 0; j < len; j += N) store(stage + j, first.fast(V::load(x + i + j)));
+    if (first.needs_exact()) {
+      for (std::size_t j = 0; j < len; j += N) store(stage + j, First::exact(V::load(x + i + j)));
+    }
     if (stream) {
       for (std::size_t j = 0; j < len; j += N) store_stream(y + i + j, finish(V::load(x + i + j), V::load(stage + j)));
     } else {
@@ -144,12 +149,12 @@ void leaky_relu_kernel(const typename V::Elem* x, typename V::Elem* y, std::size
 
 template <class V>
 void sigmoid_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
-  map_unary_staged<V>(x, y, n, [](V v) { return sigmoid_exp(v); }, [](V v, V e) { return sigmoid_finish(v, e); });
+  map_unary_staged<V, SigmoidExp<V>>(x, y, n, [](V v, V e) { return sigmoid_finish(v, e); });
 }
 
 template <class V>
 void tanh_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
-  map_unary_staged<V>(x, y, n, [](V v) { return tanh_exp(v); }, [](V v, V e) { return tanh_finish(v, e); });
+  map_unary_staged<V, TanhExp<V>>(x, y, n, [](V v, V e) { return tanh_finish(v, e); });
 }
 
 // y <= 0 ? 0 : g: a select, so NaN or inf gradients pass where y > 0.

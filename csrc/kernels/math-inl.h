@@ -81,7 +81,7 @@ inline V estrin(V x, V x2, const typename V::Elem* c) {
 template <class V>
 inline V residual(V a, V q, V d) {
   if constexpr (V::has_fma) {
-    return mul_add(splat<V>(0) - q, d, a);
+    return neg_mul_add(q, d, a);
   } else {
     using C = MathConsts<typename V::Elem>;
     const V c = splat<V>(C::split);
@@ -118,16 +118,12 @@ inline V exp_two_step(V x) {
   return (p * pow2i(a)) * pow2i(n - a);
 }
 
-// e^x, the same method with a cheaper scaling for the common case where every lane's result
-// is a normal number: n is rounded with the magic-number trick, which leaves n + bias in the
-// low mantissa bits of t, and 2^n is those bits shifted into the exponent field. Vectors with
-// a lane outside that range (rare: underflow, overflow) take exp_two_step. NaN propagates.
-// kNonPositive: the caller guarantees x <= 0 (or NaN), which saves the upper range check.
-template <class V, bool kNonPositive = false>
-inline V exp(V x) {
+// e^x for vectors whose every lane's result is a normal number (|x| <= normal_arg_max, or NaN):
+// the same method with a cheaper scaling. n is rounded with the magic-number trick, which leaves
+// n + bias in the low mantissa bits of t, and 2^n is those bits shifted into the exponent field.
+template <class V>
+inline V exp_normal(V x) {
   using C = MathConsts<typename V::Elem>;
-  const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
-  if (any(outside)) return exp_two_step(x);
   const V t = mul_add(x, splat<V>(C::log2e), splat<V>(C::round_bias));
   const V n = t - splat<V>(C::round_bias);
   V r = mul_add(n, splat<V>(-C::ln2_hi), x);
@@ -137,44 +133,66 @@ inline V exp(V x) {
   return mul_add(expm1_reduced(r), scale, scale);
 }
 
-// num / (d_hi + d_lo) for num ~ 1, with the rounding of the division itself corrected:
-// one division plus a residual, about 0.5 ulp + the error of the inputs.
-template <class V>
-inline V divide_compensated(V num, V d_hi, V d_lo) {
-  const V inv = splat<V>(1) / d_hi;
-  const V q = num * inv;
-  const V r = residual(num, q, d_hi) - q * d_lo;
-  return mul_add(r, inv, q);
+// e^x for any x: exp_normal, except for vectors with a lane outside its range (rare: underflow,
+// overflow), which take exp_two_step. NaN propagates.
+// kNonPositive: the caller guarantees x <= 0 (or NaN), which saves the upper range check.
+template <class V, bool kNonPositive = false>
+inline V exp(V x) {
+  using C = MathConsts<typename V::Elem>;
+  const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
+  if (any(outside)) return exp_two_step(x);
+  return exp_normal(x);
 }
 
-// sigmoid and tanh come in two stages, the exponential (sigmoid_exp, tanh_exp) and the rest
+// sigmoid and tanh come in two stages, the exponential (SigmoidExp, TanhExp) and the rest
 // (sigmoid_finish, tanh_finish), so that the kernels can run them as two short loops over a block
 // held in L1: one long chain per vector stalls the out-of-order window (see elementwise-inl.h).
+// A first stage has exact(x), right for any vector, and fast(x) for a block of vectors, whose
+// results equal exact's whenever needs_exact() is false afterwards (else the block is redone).
 
-// sigmoid_rr2_p4_divc: e = e^-|x|; 1/(1+e) for x >= 0 and e/(1+e) for x < 0, where 1+e is
-// kept as an exact sum (Fast2Sum) and the division is compensated (a plain division reaches
-// 2.26 ulp).
+// sigmoid_rr2_p5_divc: e = e^-|x|; then 1/(1+e) for x >= 0 and e/(1+e) for x < 0, with the
+// rounding of the quotient corrected (a plain division reaches 2.26 ulp; see sigmoid_finish).
 template <class V>
-inline V sigmoid_exp(V x) {
-  return exp<V, true>(splat<V>(0) - abs(x));
-}
+struct SigmoidExp {
+  static V exact(V x) { return exp<V, true>(neg_abs(x)); }
+  // exp's fast path for every vector, with the smallest argument kept, so that a whole block is
+  // checked once rather than each vector compared and branched on. min(z, lo) keeps lo when z is
+  // NaN (NaN passes through the fast path anyway).
+  V fast(V x) {
+    const V z = neg_abs(x);
+    lo = min(z, lo);
+    return exp_normal(z);
+  }
+  bool needs_exact() const { return any(lt(lo, splat<V>(-MathConsts<typename V::Elem>::normal_arg_max))); }
+  V lo = splat<V>(0);
+};
 
+// q = num * (1/d) is within about an ulp of num / (1 + e); its residual num - q (1 + e) is
+// computed without forming 1 + e: num - q is exact (Sterbenz: q lies in [num/2, num] as
+// 0 <= e <= 1), and the fused num - q - q e rounds once, a tiny correction. Then q + res / d,
+// with 1/d standing in for 1/(1 + e): about 0.5 ulp + the error of e.
 template <class V>
 inline V sigmoid_finish(V x, V e) {
-  const V one = splat<V>(1), zero = splat<V>(0);
-  const V d_hi = one + e;
-  const V d_lo = (one - d_hi) + e;
-  return divide_compensated(select(lt(x, zero), e, one), d_hi, d_lo);
+  const V one = splat<V>(1);
+  const V inv = one / (one + e);
+  const V num = select(lt(x, splat<V>(0)), e, one);
+  const V q = num * inv;
+  return mul_add(residual(num - q, q, e), inv, q);
 }
 
 // tanh_p4_rr2_div: |x| < atanh(1/2): |x| + |x|^3 P(x^2) (exact for subnormal x); otherwise
 // 1 - 2/(1 + e^{2|x|}), where 1 - u is exact (u in [0, 1/2]) so the division's error does
 // not grow; the sign restored last so tanh(-0) = -0. |x| is capped where tanh rounds to 1.
+// Its first stage, e^2|x| with |x| capped, never leaves exp's normal range: no fast path to check.
 template <class V>
-inline V tanh_exp(V x) {
-  using C = MathConsts<typename V::Elem>;
-  return exp(min(splat<V>(C::tanh_cap), abs(x)) * splat<V>(2));
-}
+struct TanhExp {
+  static V exact(V x) {
+    using C = MathConsts<typename V::Elem>;
+    return exp_normal(min(splat<V>(C::tanh_cap), abs(x)) * splat<V>(2));
+  }
+  static V fast(V x) { return exact(x); }
+  static constexpr bool needs_exact() { return false; }
+};
 
 template <class V>
 inline V tanh_finish(V x, V big) {

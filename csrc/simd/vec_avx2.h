@@ -48,6 +48,8 @@ inline F32 mul_add(F32 a, F32 b, F32 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)
 inline F64 mul_add(F64 a, F64 b, F64 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
 inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
 inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+inline F32 neg_mul_add(F32 a, F32 b, F32 c) { return {_mm256_fnmadd_ps(a.v, b.v, c.v)}; }
+inline F64 neg_mul_add(F64 a, F64 b, F64 c) { return {_mm256_fnmadd_pd(a.v, b.v, c.v)}; }
 
 inline F32 min(F32 a, F32 b) { return {_mm256_min_ps(a.v, b.v)}; }
 inline F32 max(F32 a, F32 b) { return {_mm256_max_ps(a.v, b.v)}; }
@@ -56,6 +58,8 @@ inline F64 max(F64 a, F64 b) { return {_mm256_max_pd(a.v, b.v)}; }
 
 inline F32 abs(F32 a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
 inline F64 abs(F64 a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
+inline F32 neg_abs(F32 a) { return {_mm256_or_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+inline F64 neg_abs(F64 a) { return {_mm256_or_pd(_mm256_set1_pd(-0.0), a.v)}; }
 inline F32 copysign(F32 mag, F32 sgn) {
   const __m256 s = _mm256_set1_ps(-0.0f);
   return {_mm256_or_ps(_mm256_andnot_ps(s, mag.v), _mm256_and_ps(s, sgn.v))};

@@ -49,6 +49,8 @@ inline F32 mul_add(F32 a, F32 b, F32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)
 inline F64 mul_add(F64 a, F64 b, F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
 inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
 inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+inline F32 neg_mul_add(F32 a, F32 b, F32 c) { return {_mm512_fnmadd_ps(a.v, b.v, c.v)}; }
+inline F64 neg_mul_add(F64 a, F64 b, F64 c) { return {_mm512_fnmadd_pd(a.v, b.v, c.v)}; }
 
 // vminps/vmaxps keep the x86 rule: the second operand when either is NaN.
 inline F32 min(F32 a, F32 b) { return {_mm512_min_ps(a.v, b.v)}; }
@@ -62,6 +64,13 @@ inline F32 abs(F32 a) {
 inline F64 abs(F64 a) {
   return {_mm512_castsi512_pd(
       _mm512_and_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(0x7fffffffffffffffLL)))};
+}
+inline F32 neg_abs(F32 a) {
+  return {_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(static_cast<int>(0x80000000u))))};
+}
+inline F64 neg_abs(F64 a) {
+  return {_mm512_castsi512_pd(
+      _mm512_or_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull))))};
 }
 inline F32 copysign(F32 mag, F32 sgn) {
   const __m512i s = _mm512_set1_epi32(static_cast<int>(0x80000000u));

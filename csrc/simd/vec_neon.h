@@ -48,6 +48,8 @@ inline F32 mul_add(F32 a, F32 b, F32 c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
 inline F64 mul_add(F64 a, F64 b, F64 c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
 inline F32 mul_add_exact(F32 a, F32 b, F32 c) { return mul_add(a, b, c); }
 inline F64 mul_add_exact(F64 a, F64 b, F64 c) { return mul_add(a, b, c); }
+inline F32 neg_mul_add(F32 a, F32 b, F32 c) { return {vfmsq_f32(c.v, a.v, b.v)}; }
+inline F64 neg_mul_add(F64 a, F64 b, F64 c) { return {vfmsq_f64(c.v, a.v, b.v)}; }
 
 // The x86 rule (second operand when either is NaN), so every target agrees.
 inline F32 min(F32 a, F32 b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
@@ -57,6 +59,8 @@ inline F64 max(F64 a, F64 b) { return {vbslq_f64(vcgtq_f64(a.v, b.v), a.v, b.v)}
 
 inline F32 abs(F32 a) { return {vabsq_f32(a.v)}; }
 inline F64 abs(F64 a) { return {vabsq_f64(a.v)}; }
+inline F32 neg_abs(F32 a) { return {vnegq_f32(vabsq_f32(a.v))}; }
+inline F64 neg_abs(F64 a) { return {vnegq_f64(vabsq_f64(a.v))}; }
 inline F32 copysign(F32 mag, F32 sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
 inline F64 copysign(F64 mag, F64 sgn) { return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)}; }
 

@@ -36,10 +36,14 @@ template <class T> inline Lane<T> mul_add(Lane<T> a, Lane<T> b, Lane<T> c) { ret
 template <class T> inline Lane<T> mul_add_exact(Lane<T> a, Lane<T> b, Lane<T> c) {
   return {std::fma(a.v, b.v, c.v)};
 }
+// c - a * b, unfused here; fused (one rounding) on the targets with FMA.
+template <class T> inline Lane<T> neg_mul_add(Lane<T> a, Lane<T> b, Lane<T> c) { return {c.v - a.v * b.v}; }
 // x86 min/max semantics: the second operand is returned when either is NaN.
 template <class T> inline Lane<T> min(Lane<T> a, Lane<T> b) { return {a.v < b.v ? a.v : b.v}; }
 template <class T> inline Lane<T> max(Lane<T> a, Lane<T> b) { return {a.v > b.v ? a.v : b.v}; }
 template <class T> inline Lane<T> abs(Lane<T> a) { return {std::fabs(a.v)}; }
+// -|a|: the sign bit set.
+template <class T> inline Lane<T> neg_abs(Lane<T> a) { return {-std::fabs(a.v)}; }
 template <class T> inline Lane<T> copysign(Lane<T> mag, Lane<T> sgn) { return {std::copysign(mag.v, sgn.v)}; }
 // Round half to even, as the SIMD targets do (the default rounding mode).
 template <class T> inline Lane<T> round_nearest(Lane<T> a) { return {std::nearbyint(a.v)}; }

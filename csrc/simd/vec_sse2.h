@@ -49,6 +49,8 @@ inline F64 operator/(F64 a, F64 b) { return {_mm_div_pd(a.v, b.v)}; }
 // No FMA unit: unfused multiply-add.
 inline F32 mul_add(F32 a, F32 b, F32 c) { return a * b + c; }
 inline F64 mul_add(F64 a, F64 b, F64 c) { return a * b + c; }
+inline F32 neg_mul_add(F32 a, F32 b, F32 c) { return c - a * b; }
+inline F64 neg_mul_add(F64 a, F64 b, F64 c) { return c - a * b; }
 
 // Correctly rounded a*b+c, lane by lane through libm (used only where the formula demands it).
 template <class V>
@@ -70,6 +72,8 @@ inline F64 max(F64 a, F64 b) { return {_mm_max_pd(a.v, b.v)}; }
 
 inline F32 abs(F32 a) { return {_mm_andnot_ps(_mm_set1_ps(-0.0f), a.v)}; }
 inline F64 abs(F64 a) { return {_mm_andnot_pd(_mm_set1_pd(-0.0), a.v)}; }
+inline F32 neg_abs(F32 a) { return {_mm_or_ps(_mm_set1_ps(-0.0f), a.v)}; }
+inline F64 neg_abs(F64 a) { return {_mm_or_pd(_mm_set1_pd(-0.0), a.v)}; }
 inline F32 copysign(F32 mag, F32 sgn) {
   const __m128 s = _mm_set1_ps(-0.0f);
   return {_mm_or_ps(_mm_andnot_ps(s, mag.v), _mm_and_ps(s, sgn.v))};
