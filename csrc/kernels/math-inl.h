@@ -7,6 +7,16 @@
 
 #include "poly_coefficients.h"
 
+// For the small helpers of a hot loop that the compiler would otherwise call out of line (a call
+// and a vzeroupper per short softmax row).
+#ifndef FASTACT_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTACT_INLINE __attribute__((always_inline))
+#else
+#define FASTACT_INLINE
+#endif
+#endif
+
 namespace fastact {
 namespace FASTACT_NS {
 
