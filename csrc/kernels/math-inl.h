@@ -160,7 +160,7 @@ inline V exp(V x) {
 // A first stage has exact(x), right for any vector, and fast(x) for a block of vectors, whose
 // results equal exact's whenever needs_exact() is false afterwards (else the block is redone).
 
-// sigmoid_rr2_p5_divc: e = e^-|x|; then 1/(1+e) for x >= 0 and e/(1+e) for x < 0, with the
+// sigmoid_rr2_p4_divc: e = e^-|x|; then 1/(1+e) for x >= 0 and e/(1+e) for x < 0, with the
 // rounding of the quotient corrected (a plain division reaches 2.26 ulp; see sigmoid_finish).
 template <class V>
 struct SigmoidExp {

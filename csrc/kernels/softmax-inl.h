@@ -133,9 +133,10 @@ inline V normalize(V e, V scale) {
 // ---- one contiguous slice ------------------------------------------------------------------
 
 // Three passes: max (4 accumulators); e = exp(x - max) stored and summed; scale (or, for
-// log_softmax, x - max - log(sum)).
+// log_softmax, x - max - log(sum)). softmax_row_reduce does the first two: it returns the sum
+// (NaN for a NaN slice) and sets m to the max.
 template <class V, bool kLog>
-void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+inline FASTACT_INLINE double softmax_row_reduce(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V>& m) {
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
   constexpr T kInf = std::numeric_limits<T>::infinity();
@@ -159,11 +160,8 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
     bad = mask_or(bad, is_nan(a));
     m0 = max(m0, a);
   }
-  const T m = reduce_max(max(max(m0, m1), max(m2, m3)));
-  if (slice_is_nan(any(bad), m)) {
-    for (std::size_t k = 0; k < len; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
-    return;
-  }
+  m = reduce_max(max(max(m0, m1), max(m2, m3)));
+  if (slice_is_nan(any(bad), m)) return std::numeric_limits<double>::quiet_NaN();
 
   const V vm = splat<V>(m);
   WideSum<V> sum, sum2;  // two sums on long slices, so that consecutive adds do not wait on each other
@@ -196,22 +194,73 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
     sum.add(e);
   }
   sum.merge(sum2);
-  const double total = sum.total();
+  return sum.total();
+}
 
+// What the last pass applies: log(sum) for log_softmax, else normalizer(sum).
+template <class T, bool kLog>
+inline T softmax_row_factor(double total) {
   if constexpr (kLog) {
-    const V log_sum = splat<V>(static_cast<T>(std::log(total)));
-    for (i = 0; i + N <= len; i += N) store(y + i, (V::load(x + i) - vm) - log_sum);
-    if (i < len) store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - log_sum);
+    return static_cast<T>(std::log(total));
   } else {
-    const V scale = splat<V>(normalizer<T>(total));
-    for (i = 0; i + N <= len; i += N) store(y + i, normalize(V::load(y + i), scale));
-    if (i < len) store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), scale));
+    return normalizer<T>(total);
+  }
+}
+
+// The last pass, given the max, the sum and its factor; a NaN sum makes the slice NaN.
+template <class V, bool kLog>
+inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V> m, double total,
+                                             Elem<V> factor) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  if (std::isnan(total)) {
+    for (std::size_t k = 0; k < len; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+  const V vm = splat<V>(m), f = splat<V>(factor);
+  std::size_t i = 0;
+  if constexpr (kLog) {
+    for (; i + N <= len; i += N) store(y + i, (V::load(x + i) - vm) - f);
+    if (i < len) store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - f);
+  } else {
+    for (; i + N <= len; i += N) store(y + i, normalize(V::load(y + i), f));
+    if (i < len) store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), f));
   }
 }
 
 template <class V, bool kLog>
+void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+  Elem<V> m;
+  const double total = softmax_row_reduce<V, kLog>(x, y, len, m);
+  softmax_row_apply<V, kLog>(x, y, len, m, total, softmax_row_factor<Elem<V>, kLog>(total));
+}
+
+template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
-  for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
+  using T = Elem<V>;
+  // Short rows in batches: the sums of kBatch rows, then their factors (a log or a division each,
+  // in a scalar loop: a call to log between vector passes would spill every vector register),
+  // then their outputs. Row by row, the chain of each row is long next to its work. Same
+  // arithmetic per row as softmax_row.
+  constexpr std::size_t kBatch = 8;
+  if (len >= 16 * V::N) {
+    for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
+    return;
+  }
+  double totals[kBatch];
+  T maxima[kBatch], factors[kBatch];
+  for (std::size_t r0 = 0; r0 < rows; r0 += kBatch) {
+    const std::size_t batch = std::min(kBatch, rows - r0);
+    for (std::size_t k = 0; k < batch; ++k) {
+      const std::size_t off = (r0 + k) * len;
+      totals[k] = softmax_row_reduce<V, kLog>(x + off, y + off, len, maxima[k]);
+    }
+    for (std::size_t k = 0; k < batch; ++k) factors[k] = softmax_row_factor<T, kLog>(totals[k]);
+    for (std::size_t k = 0; k < batch; ++k) {
+      const std::size_t off = (r0 + k) * len;
+      softmax_row_apply<V, kLog>(x + off, y + off, len, maxima[k], totals[k], factors[k]);
+    }
+  }
 }
 
 // grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
