@@ -323,7 +323,8 @@ void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
                                   std::size_t len) {
   // Short rows in batches: the sums of kBatch rows, then their outputs. Row by row, each row's
   // chain (sum, horizontal add, then the second pass) is long next to its work and only a few rows
-  // overlap; batched, the sums are independent of each other (rows of 16 floats: ~1.45x faster).
+  // overlap; batched, the sums are independent of each other (rows of 16 floats, with the inlining:
+  // 1.22 -> 1.01 TSC cycles per element).
   // The batch's rows stay in L1 between the two loops. Same arithmetic per row as unbatched.
   constexpr std::size_t kBatch = 8;
   if (len >= 16 * V::N) {
