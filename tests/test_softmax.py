@@ -52,6 +52,27 @@ def test_non_last_axis_every_inner_length(name, dtype, target):
         assert_correct(name, call(name, *args, axis=0), *args, axis=0)
 
 
+SLICE_LENGTHS = [*range(1, 70), *range(120, 140), *range(250, 275), 1023, 1025]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", FAMILY)
+def test_every_slice_length(name, dtype, target):
+    """Slices are split at len/2 for pairing and into vectors, short and long loops, and tails:
+    every length up to 69 and every remainder around the short/long switch (128 floats, 64
+    doubles) and beyond, along the last axis and along axis 0. For float32 the two give the same
+    bits (their sums are in double); float64 sums, compensated, may differ in the last bit."""
+    for n in SLICE_LENGTHS:
+        args = make_inputs(name, (3, n), dtype, seed=n, axis=-1)
+        r = call(name, *args)
+        assert_correct(name, r, *args, axis=-1)
+        cols = [np.ascontiguousarray(a.T) for a in args]
+        r0 = call(name, *cols, axis=0)
+        assert_correct(name, r0, *cols, axis=0)
+        if dtype == "float32":
+            assert_same(r0.T, r, f"length {n}: axis 0 of the transpose")
+
+
 @pytest.mark.parametrize("name", FAMILY)
 def test_axis_errors(name):
     args = make_inputs(name, (2, 3, 4), np.float32)

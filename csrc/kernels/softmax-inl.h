@@ -35,6 +35,15 @@ struct WideSum {
       add_compensated(v, F64::splat(0.0));
     }
   }
+  // a + b: float lanes are added in float first (see softmax_row_reduce), double lanes one by one.
+  void add_pair(V a, V b) {
+    if constexpr (kFloat) {
+      add(a + b);
+    } else {
+      add(a);
+      add(b);
+    }
+  }
   void add_product(V a, V b) {
     if constexpr (kFloat) {
       lo = mul_add(widen_lo(a), widen_lo(b), lo);
@@ -42,6 +51,15 @@ struct WideSum {
     } else {
       const V p = a * b;
       add_compensated(p, F64::splat(0.0) - residual(p, a, b));  // a * b - p, exactly
+    }
+  }
+  // a1 * b1 + a2 * b2: for float lanes one fused multiply-add in float (as add_pair), double lanes one by one.
+  void add_product_pair(V a1, V b1, V a2, V b2) {
+    if constexpr (kFloat) {
+      add(mul_add(a1, b1, a2 * b2));
+    } else {
+      add_product(a1, b1);
+      add_product(a2, b2);
     }
   }
   // Adds other's lanes into these (in double: its sum by TwoSum, its compensation to ours).
@@ -132,69 +150,73 @@ inline V normalize(V e, V scale) {
 
 // ---- one contiguous slice ------------------------------------------------------------------
 
-// Three passes: max (4 accumulators); e = exp(x - max) stored and summed; scale (or, for
-// log_softmax, x - max - log(sum)). softmax_row_reduce does the first two: it returns the sum
-// (NaN for a NaN slice) and sets m to the max.
+// Element i of a slice of length len is summed paired with element i + len/2 (the last one, for
+// odd len, alone): float pairs are added in float first, which halves the widening work, with an
+// error of at most half an ulp of the sum, independent of the slice length. The row and column
+// kernels pair the same elements, so layouts still give the same bits.
+//
+// e = exp(x - vm) stored (for softmax) and summed. Short slices: one loop with two independent exp
+// chains per step (elements k and k + half). Long slices: e is stored first, then summed in a
+// second, cheap loop over y (in L1 or L2): the exp chain alone lets the out-of-order window overlap
+// more vectors (rows of 1024 floats: 1.25 -> 1.12 TSC cycles per element; log_softmax borrows y
+// for this unless y is x, which its last pass still reads). Tails (padded with -inf, whose e is 0)
+// go last.
+template <class V, bool kLog>
+inline FASTACT_INLINE double softmax_row_exp_sum(const Elem<V>* x, Elem<V>* y, std::size_t len, V vm) {
+  constexpr std::size_t N = V::N;
+  constexpr Elem<V> kInf = std::numeric_limits<Elem<V>>::infinity();
+  WideSum<V> sum;
+  const std::size_t half = len / 2;
+  std::size_t k = 0;
+  if (len >= 16 * N && (!kLog || x != y)) {
+    for (; k + N <= half; k += N) {
+      store(y + k, exp<V, true>(V::load(x + k) - vm));
+      store(y + k + half, exp<V, true>(V::load(x + k + half) - vm));
+    }
+    for (std::size_t j = 0; j < k; j += N) sum.add_pair(V::load(y + j), V::load(y + j + half));
+  } else {
+    for (; k + N <= half; k += N) {
+      const V e1 = exp<V, true>(V::load(x + k) - vm), e2 = exp<V, true>(V::load(x + k + half) - vm);
+      if constexpr (!kLog) store(y + k, e1), store(y + k + half, e2);
+      sum.add_pair(e1, e2);
+    }
+  }
+  if (k < half) {
+    const std::size_t n = half - k;
+    const V e1 = exp<V, true>(load_tail<V>(x + k, n, -kInf) - vm);
+    const V e2 = exp<V, true>(load_tail<V>(x + k + half, n, -kInf) - vm);
+    if constexpr (!kLog) store_tail(y + k, n, e1), store_tail(y + k + half, n, e2);
+    sum.add_pair(e1, e2);
+  }
+  if (len % 2 != 0) {
+    const V e = exp<V, true>(load_tail<V>(x + len - 1, 1, -kInf) - vm);
+    if constexpr (!kLog) store_tail(y + len - 1, 1, e);
+    sum.add(e);
+  }
+  return sum.total();
+}
+
+// Three passes: max; e = exp(x - max) stored and summed; scale (or, for log_softmax,
+// x - max - log(sum)). softmax_row_reduce does the first two: it returns the sum (NaN for a NaN
+// slice) and sets m to the max.
 template <class V, bool kLog>
 inline FASTACT_INLINE double softmax_row_reduce(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V>& m) {
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
   constexpr T kInf = std::numeric_limits<T>::infinity();
-  const V ninf = splat<V>(-kInf);
-
-  V m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
-  auto bad = is_nan(splat<V>(0));
+  // NaN is not looked for here: exp passes it to the sum, which marks the slice. (Operand order:
+  // x86 keeps the accumulator when the new value is NaN; NEON returns NaN, caught below.)
+  V m0 = splat<V>(-kInf), m1 = m0, m2 = m0, m3 = m0;
   std::size_t i = 0;
   for (; i + 4 * N <= len; i += 4 * N) {
-    const V a = V::load(x + i), b = V::load(x + i + N), c = V::load(x + i + 2 * N), d = V::load(x + i + 3 * N);
-    bad = mask_or(bad, mask_or(mask_or(is_nan(a), is_nan(b)), mask_or(is_nan(c), is_nan(d))));
-    m0 = max(m0, a), m1 = max(m1, b), m2 = max(m2, c), m3 = max(m3, d);
+    m0 = max(V::load(x + i), m0), m1 = max(V::load(x + i + N), m1);
+    m2 = max(V::load(x + i + 2 * N), m2), m3 = max(V::load(x + i + 3 * N), m3);
   }
-  for (; i + N <= len; i += N) {
-    const V a = V::load(x + i);
-    bad = mask_or(bad, is_nan(a));
-    m0 = max(m0, a);
-  }
-  if (i < len) {
-    const V a = load_tail<V>(x + i, len - i, -kInf);
-    bad = mask_or(bad, is_nan(a));
-    m0 = max(m0, a);
-  }
+  for (; i + N <= len; i += N) m0 = max(V::load(x + i), m0);
+  if (i < len) m0 = max(load_tail<V>(x + i, len - i, -kInf), m0);
   m = reduce_max(max(max(m0, m1), max(m2, m3)));
-  if (slice_is_nan(any(bad), m)) return std::numeric_limits<double>::quiet_NaN();
-
-  const V vm = splat<V>(m);
-  WideSum<V> sum, sum2;  // two sums on long slices, so that consecutive adds do not wait on each other
-  if (len < 16 * N) {
-    // Short slices: one loop, one sum; a second loop and a merge would cost more than they save.
-    for (i = 0; i + N <= len; i += N) {
-      const V e = exp<V, true>(V::load(x + i) - vm);
-      if constexpr (!kLog) store(y + i, e);
-      sum.add(e);
-    }
-  } else if (!kLog || x != y) {
-    // e is stored first and summed in a second, cheap loop over y (in L1 or L2): the exp chain
-    // alone is short enough for the out-of-order window to overlap several vectors. log_softmax
-    // borrows y for this unless y is x, which its last pass still reads.
-    for (i = 0; i + N <= len; i += N) store(y + i, exp<V, true>(V::load(x + i) - vm));
-    std::size_t k = 0;
-    for (; k + 2 * N <= i; k += 2 * N) sum.add(V::load(y + k)), sum2.add(V::load(y + k + N));
-    if (k < i) sum.add(V::load(y + k));
-  } else {
-    // The same vectors into the same sums as above, so in-place results equal out-of-place ones.
-    for (i = 0; i + 2 * N <= len; i += 2 * N) {
-      sum.add(exp<V, true>(V::load(x + i) - vm));
-      sum2.add(exp<V, true>(V::load(x + i + N) - vm));
-    }
-    if (i + N <= len) sum.add(exp<V, true>(V::load(x + i) - vm)), i += N;
-  }
-  if (i < len) {
-    const V e = exp<V, true>(load_tail<V>(x + i, len - i, -kInf) - vm);  // padding adds e = 0
-    if constexpr (!kLog) store_tail(y + i, len - i, e);
-    sum.add(e);
-  }
-  sum.merge(sum2);
-  return sum.total();
+  if (std::isnan(m) || slice_is_nan(false, m)) return std::numeric_limits<double>::quiet_NaN();
+  return softmax_row_exp_sum<V, kLog>(x, y, len, splat<V>(m));
 }
 
 // What the last pass applies: log(sum) for log_softmax, else normalizer(sum).
@@ -264,35 +286,47 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
 }
 
 // grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
-// The row's sum: sum(g * y), or sum(g) for log_softmax.
+// The row's sum: sum(g * y), or sum(g) for log_softmax, its terms paired (i with i + len/2) as in
+// the forward sum, so that the column kernel, pairing the same terms, gives the same bits.
 template <class V, bool kLog>
 inline FASTACT_INLINE double softmax_backward_sum(const Elem<V>* g, const Elem<V>* v, std::size_t len) {
   constexpr std::size_t N = V::N;
-  // Four accumulators on long rows: one chain of dependent adds would bound the pass by its
-  // latency. (Named, not an array, so they stay in registers.) Products of floats are exact in
-  // double, so the sum matches the column kernel's (layouts give the same bits).
-  WideSum<V> s0, s1, s2, s3;
-  auto accumulate = [](WideSum<V>& acc, V gv, V vv) {
+  // Two accumulators on long rows: one chain of dependent adds would bound the pass by its latency.
+  // (Named, not an array, so they stay in registers.)
+  WideSum<V> s0, s1;
+  auto accumulate = [](WideSum<V>& acc, const Elem<V>* gp, const Elem<V>* vp, std::size_t at, std::size_t half) {
     if constexpr (kLog) {
-      (void)vv;
-      acc.add(gv);
+      acc.add_pair(V::load(gp + at), V::load(gp + at + half));
     } else {
-      acc.add_product(gv, vv);
+      acc.add_product_pair(V::load(gp + at), V::load(vp + at), V::load(gp + at + half), V::load(vp + at + half));
     }
   };
-  std::size_t i = 0;
-  const bool long_row = len >= 8 * N;
-  if (long_row) {
-    for (; i + 4 * N <= len; i += 4 * N) {
-      accumulate(s0, V::load(g + i), V::load(v + i));
-      accumulate(s1, V::load(g + i + N), V::load(v + i + N));
-      accumulate(s2, V::load(g + i + 2 * N), V::load(v + i + 2 * N));
-      accumulate(s3, V::load(g + i + 3 * N), V::load(v + i + 3 * N));
+  const std::size_t half = len / 2;
+  std::size_t k = 0;
+  for (; k + 2 * N <= half; k += 2 * N) accumulate(s0, g, v, k, half), accumulate(s1, g, v, k + N, half);
+  for (; k + N <= half; k += N) accumulate(s0, g, v, k, half);
+  if (k < half) {
+    // The tail pairs, padded with zeros, copied out so that accumulate reads whole vectors.
+    const std::size_t n = half - k;
+    Elem<V> buf[4 * V::N];
+    for (std::size_t l = 0; l < V::N; ++l) {
+      buf[l] = l < n ? g[k + l] : 0;
+      buf[V::N + l] = l < n ? g[k + half + l] : 0;
+      buf[2 * V::N + l] = l < n ? v[k + l] : 0;
+      buf[3 * V::N + l] = l < n ? v[k + half + l] : 0;
+    }
+    accumulate(s0, buf, buf + 2 * V::N, 0, V::N);
+  }
+  if (len % 2 != 0) {
+    const V gl = load_tail<V>(g + len - 1, 1, 0);
+    if constexpr (kLog) {
+      s0.add(gl);
+    } else {
+      s0.add_product(gl, load_tail<V>(v + len - 1, 1, 0));
     }
   }
-  for (; i + N <= len; i += N) accumulate(s0, V::load(g + i), V::load(v + i));
-  if (i < len) accumulate(s0, load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0));
-  return long_row ? (s0.total() + s1.total()) + (s2.total() + s3.total()) : s0.total();
+  s0.merge(s1);
+  return s0.total();
 }
 
 // out = the gradient, given the row's sum.
@@ -368,14 +402,21 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
       m[k] = max(m[k], a);
     }
   }
-  for (std::size_t j = 0; j < len; ++j) {
-    const T* row = x + j * stride;
-    T* out = y + j * stride;
+  // Element j paired with element j + len/2, as in softmax_row_reduce.
+  auto exp_at = [&](std::size_t j, std::size_t k) {
+    const V e = exp(V::load(x + j * stride + k * N) - m[k]);
+    if constexpr (!kLog) store(y + j * stride + k * N, e);
+    return e;
+  };
+  const std::size_t half = len / 2;
+  for (std::size_t j = 0; j < half; ++j) {
     for (std::size_t k = 0; k < K; ++k) {
-      const V e = exp(V::load(row + k * N) - m[k]);
-      if constexpr (!kLog) store(out + k * N, e);
-      sum[k].add(e);
+      const V e1 = exp_at(j, k), e2 = exp_at(j + half, k);
+      sum[k].add_pair(e1, e2);
     }
+  }
+  if (len % 2 != 0) {
+    for (std::size_t k = 0; k < K; ++k) sum[k].add(exp_at(len - 1, k));
   }
   // Per-lane finish: the scale (or log-sum) of each slice, NaN for a NaN slice.
   V scale[K];
@@ -413,9 +454,21 @@ void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
   WideSum<V> sum[K];
-  for (std::size_t j = 0; j < len; ++j) {
+  // Terms j and j + len/2 paired, as in softmax_backward_sum.
+  const std::size_t half = len / 2;
+  for (std::size_t j = 0; j < half; ++j) {
     for (std::size_t k = 0; k < K; ++k) {
-      const std::size_t at = j * stride + k * N;
+      const std::size_t at = j * stride + k * N, at2 = at + half * stride;
+      if constexpr (kLog) {
+        sum[k].add_pair(V::load(g + at), V::load(g + at2));
+      } else {
+        sum[k].add_product_pair(V::load(g + at), V::load(v + at), V::load(g + at2), V::load(v + at2));
+      }
+    }
+  }
+  if (len % 2 != 0) {
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t at = (len - 1) * stride + k * N;
       if constexpr (kLog) {
         sum[k].add(V::load(g + at));
       } else {
