@@ -455,7 +455,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="peers to compare with: " + ", ".join(_bench.PEERS) + ", or none (default: all that are installed)",
     )
     bench.add_argument(
-        "--repeat", type=int, default=_bench.DEFAULT_REPEAT, metavar="R", help="timed runs; the median is reported"
+        "--repeat", type=int, default=_bench.DEFAULT_REPEAT, metavar="R", help="timed runs; the best (smallest) is reported"
     )
     bench.add_argument(
         "--loop-time",

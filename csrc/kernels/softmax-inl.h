@@ -402,21 +402,29 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
       m[k] = max(m[k], a);
     }
   }
-  // Element j paired with element j + len/2, as in softmax_row_reduce.
-  auto exp_at = [&](std::size_t j, std::size_t k) {
-    const V e = exp(V::load(x + j * stride + k * N) - m[k]);
-    if constexpr (!kLog) store(y + j * stride + k * N, e);
-    return e;
-  };
+  // Element j paired with element j + len/2, as in softmax_row_reduce. e is stored first (log_softmax
+  // borrows y unless y is x) and summed in a second pass: the exp loop then runs K chains, not 2K.
+  auto exp_at = [&](std::size_t j, std::size_t k) { return exp(V::load(x + j * stride + k * N) - m[k]); };
   const std::size_t half = len / 2;
-  for (std::size_t j = 0; j < half; ++j) {
-    for (std::size_t k = 0; k < K; ++k) {
-      const V e1 = exp_at(j, k), e2 = exp_at(j + half, k);
-      sum[k].add_pair(e1, e2);
+  if (!kLog || x != y) {
+    for (std::size_t j = 0; j < len; ++j) {
+      for (std::size_t k = 0; k < K; ++k) store(y + j * stride + k * N, exp_at(j, k));
     }
-  }
-  if (len % 2 != 0) {
-    for (std::size_t k = 0; k < K; ++k) sum[k].add(exp_at(len - 1, k));
+    for (std::size_t j = 0; j < half; ++j) {
+      for (std::size_t k = 0; k < K; ++k) {
+        sum[k].add_pair(V::load(y + j * stride + k * N), V::load(y + (j + half) * stride + k * N));
+      }
+    }
+    if (len % 2 != 0) {
+      for (std::size_t k = 0; k < K; ++k) sum[k].add(V::load(y + (len - 1) * stride + k * N));
+    }
+  } else {
+    for (std::size_t j = 0; j < half; ++j) {
+      for (std::size_t k = 0; k < K; ++k) sum[k].add_pair(exp_at(j, k), exp_at(j + half, k));
+    }
+    if (len % 2 != 0) {
+      for (std::size_t k = 0; k < K; ++k) sum[k].add(exp_at(len - 1, k));
+    }
   }
   // Per-lane finish: the scale (or log-sum) of each slice, NaN for a NaN slice.
   V scale[K];
