@@ -625,7 +625,15 @@ def copy_callables(case: Case, threads: int, pool: ThreadPoolExecutor | None) ->
 # Timing
 
 
+# Before each timed loop: long enough for the worker threads of the implementation timed before (OpenMP's,
+# ONNX Runtime's pool), which spin for a while after their last task, to go to sleep. On a 2-core machine a
+# spinning pool from the previous loop takes a core from the next one: without the pause fastact's 4K
+# relu_backward at 2 threads measured 0.55x its 1-thread speed, with torch and onnxruntime timed between.
+SETTLE_SECONDS = 0.02
+
+
 def _time_loop(fn: Callable[[], Any], loops: int) -> float:
+    time.sleep(SETTLE_SECONDS)
     timer = time.perf_counter
     start = timer()
     for _ in itertools.repeat(None, loops):

@@ -257,32 +257,43 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   softmax_row_apply<V, kLog>(x, y, len, m, total, softmax_row_factor<Elem<V>, kLog>(total));
 }
 
+// Short rows go in batches of kRowBatch: reduce(row, k) for every row of the batch, then
+// prepare(k) for each, then apply(row, k). Row by row, each row's chain (its reduction, a
+// horizontal add, the pass that needs the result) is long next to its work and only a few rows
+// overlap; batched, the reductions are independent of each other, and the batch's rows stay in
+// L1 between the loops. (Backward rows of 16 floats: 1.22 -> 1.01 TSC cycles per element.)
+constexpr std::size_t kRowBatch = 8;
+
+template <class Reduce, class Prepare, class Apply>
+inline FASTACT_INLINE void in_row_batches(std::size_t rows, Reduce reduce, Prepare prepare, Apply apply) {
+  for (std::size_t r0 = 0; r0 < rows; r0 += kRowBatch) {
+    const std::size_t batch = std::min(kRowBatch, rows - r0);
+    for (std::size_t k = 0; k < batch; ++k) reduce(r0 + k, k);
+    for (std::size_t k = 0; k < batch; ++k) prepare(k);
+    for (std::size_t k = 0; k < batch; ++k) apply(r0 + k, k);
+  }
+}
+
 template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
-  // Short rows in batches: the sums of kBatch rows, then their factors (a log or a division each,
-  // in a scalar loop: a call to log between vector passes would spill every vector register),
-  // then their outputs. Row by row, the chain of each row is long next to its work. Same
-  // arithmetic per row as softmax_row.
-  constexpr std::size_t kBatch = 8;
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
     return;
   }
-  double totals[kBatch];
-  T maxima[kBatch], factors[kBatch];
-  for (std::size_t r0 = 0; r0 < rows; r0 += kBatch) {
-    const std::size_t batch = std::min(kBatch, rows - r0);
-    for (std::size_t k = 0; k < batch; ++k) {
-      const std::size_t off = (r0 + k) * len;
-      totals[k] = softmax_row_reduce<V, kLog>(x + off, y + off, len, maxima[k]);
-    }
-    for (std::size_t k = 0; k < batch; ++k) factors[k] = softmax_row_factor<T, kLog>(totals[k]);
-    for (std::size_t k = 0; k < batch; ++k) {
-      const std::size_t off = (r0 + k) * len;
-      softmax_row_apply<V, kLog>(x + off, y + off, len, maxima[k], totals[k], factors[k]);
-    }
-  }
+  // The factors (a log or a division each) in their own scalar loop: a call to log between vector
+  // passes would spill every vector register. Same arithmetic per row as softmax_row.
+  double totals[kRowBatch];
+  T maxima[kRowBatch], factors[kRowBatch];
+  in_row_batches(
+      rows,
+      [&](std::size_t r, std::size_t k) FASTACT_INLINE {
+        totals[k] = softmax_row_reduce<V, kLog>(x + r * len, y + r * len, len, maxima[k]);
+      },
+      [&](std::size_t k) FASTACT_INLINE { factors[k] = softmax_row_factor<T, kLog>(totals[k]); },
+      [&](std::size_t r, std::size_t k) FASTACT_INLINE {
+        softmax_row_apply<V, kLog>(x + r * len, y + r * len, len, maxima[k], totals[k], factors[k]);
+      });
 }
 
 // grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
@@ -355,28 +366,20 @@ void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std:
 template <class V, bool kLog>
 void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
                                   std::size_t len) {
-  // Short rows in batches: the sums of kBatch rows, then their outputs. Row by row, each row's
-  // chain (sum, horizontal add, then the second pass) is long next to its work and only a few rows
-  // overlap; batched, the sums are independent of each other (rows of 16 floats, with the inlining:
-  // 1.22 -> 1.01 TSC cycles per element).
-  // The batch's rows stay in L1 between the two loops. Same arithmetic per row as unbatched.
-  constexpr std::size_t kBatch = 8;
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_backward_row<V, kLog>(g + r * len, v + r * len, out + r * len, len);
     return;
   }
-  double totals[kBatch];
-  for (std::size_t r0 = 0; r0 < rows; r0 += kBatch) {
-    const std::size_t batch = std::min(kBatch, rows - r0);
-    for (std::size_t k = 0; k < batch; ++k) {
-      const std::size_t off = (r0 + k) * len;
-      totals[k] = softmax_backward_sum<V, kLog>(g + off, v + off, len);
-    }
-    for (std::size_t k = 0; k < batch; ++k) {
-      const std::size_t off = (r0 + k) * len;
-      softmax_backward_apply<V, kLog>(g + off, v + off, out + off, len, totals[k]);
-    }
-  }
+  double totals[kRowBatch];
+  in_row_batches(
+      rows,
+      [&](std::size_t r, std::size_t k) FASTACT_INLINE {
+        totals[k] = softmax_backward_sum<V, kLog>(g + r * len, v + r * len, len);
+      },
+      [](std::size_t) {},
+      [&](std::size_t r, std::size_t k) FASTACT_INLINE {
+        softmax_backward_apply<V, kLog>(g + r * len, v + r * len, out + r * len, len, totals[k]);
+      });
 }
 
 // ---- K*N adjacent slices along a strided axis, one lane per slice ---------------------------
