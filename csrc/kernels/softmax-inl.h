@@ -217,7 +217,7 @@ inline FASTACT_INLINE double softmax_row_reduce(const Elem<V>* x, Elem<V>* y, st
   for (; i + N <= len; i += N) m0 = max(V::load(x + i), m0);
   if (i < len) m0 = max(load_tail<V>(x + i, len - i, -kInf), m0);
   m = reduce_max(max(max(m0, m1), max(m2, m3)));
-  if (std::isnan(m) || slice_is_nan(false, m)) return std::numeric_limits<double>::quiet_NaN();
+  if (!std::isfinite(m)) return std::numeric_limits<double>::quiet_NaN();  // a NaN, +inf, or all -inf slice
   return softmax_row_exp_sum<V, kLog>(x, y, len, splat<V>(m));
 }
 
@@ -307,28 +307,24 @@ inline FASTACT_INLINE double softmax_backward_sum(const Elem<V>* g, const Elem<V
   // Two accumulators on long rows: one chain of dependent adds would bound the pass by its latency.
   // (Named, not an array, so they stay in registers.)
   WideSum<V> s0, s1;
-  auto accumulate = [](WideSum<V>& acc, const Elem<V>* gp, const Elem<V>* vp, std::size_t at, std::size_t half) {
+  auto accumulate = [](WideSum<V>& acc, V g1, V v1, V g2, V v2) {
     if constexpr (kLog) {
-      acc.add_pair(V::load(gp + at), V::load(gp + at + half));
+      acc.add_pair(g1, g2);
     } else {
-      acc.add_product_pair(V::load(gp + at), V::load(vp + at), V::load(gp + at + half), V::load(vp + at + half));
+      acc.add_product_pair(g1, v1, g2, v2);
     }
+  };
+  auto accumulate_at = [&](WideSum<V>& acc, std::size_t at, std::size_t half) {
+    accumulate(acc, V::load(g + at), V::load(v + at), V::load(g + at + half), V::load(v + at + half));
   };
   const std::size_t half = len / 2;
   std::size_t k = 0;
-  for (; k + 2 * N <= half; k += 2 * N) accumulate(s0, g, v, k, half), accumulate(s1, g, v, k + N, half);
-  for (; k + N <= half; k += N) accumulate(s0, g, v, k, half);
-  if (k < half) {
-    // The tail pairs, padded with zeros, copied out so that accumulate reads whole vectors.
+  for (; k + 2 * N <= half; k += 2 * N) accumulate_at(s0, k, half), accumulate_at(s1, k + N, half);
+  for (; k + N <= half; k += N) accumulate_at(s0, k, half);
+  if (k < half) {  // the tail pairs, padded with zeros
     const std::size_t n = half - k;
-    Elem<V> buf[4 * V::N];
-    for (std::size_t l = 0; l < V::N; ++l) {
-      buf[l] = l < n ? g[k + l] : 0;
-      buf[V::N + l] = l < n ? g[k + half + l] : 0;
-      buf[2 * V::N + l] = l < n ? v[k + l] : 0;
-      buf[3 * V::N + l] = l < n ? v[k + half + l] : 0;
-    }
-    accumulate(s0, buf, buf + 2 * V::N, 0, V::N);
+    accumulate(s0, load_tail<V>(g + k, n, 0), load_tail<V>(v + k, n, 0), load_tail<V>(g + k + half, n, 0),
+               load_tail<V>(v + k + half, n, 0));
   }
   if (len % 2 != 0) {
     const V gl = load_tail<V>(g + len - 1, 1, 0);
