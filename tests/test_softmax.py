@@ -98,6 +98,54 @@ def test_backward_shape_mismatch_names_both_arguments(name):
 ROW = 37  # slices long enough for a vector body and a tail; specials placed in both
 
 
+# float32 slices of at least this many bytes take the two-pass (online max and sum) form: kOnlineMinLen
+# in csrc/kernels/softmax-inl.h. float64 slices as long keep three passes; they are tested alike.
+TWO_PASS_BYTES = 16 << 20
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_slices_past_the_cache(name, dtype, target):
+    """Slices too long for the cache (float32: the two-pass form): a running max per lane raised block
+    by block (a rising slice raises it in every block), the lanes' sums combined, a tail past the last
+    block and vector, and the special slices, within the same bounds as shorter slices."""
+    n = TWO_PASS_BYTES // np.dtype(dtype).itemsize + 37
+    rng = np.random.default_rng(5)
+    rows = [rng.normal(0, 4, n), np.linspace(-60, 40, n), np.linspace(40, -60, n)]
+    spiky = rng.normal(0, 1, n)
+    spiky[rng.integers(0, n, 50)] = 30.0  # a few lanes' max far above the rest
+    spiky[-1] = 35.0  # the largest value in the tail
+    rows.append(spiky)
+    with_neg_inf = rng.normal(0, 4, n)
+    with_neg_inf[::7] = -np.inf
+    rows.append(with_neg_inf)
+    x = np.array(rows).astype(dtype)
+    r = call(name, x)
+    assert_correct(name, r, x)
+    assert np.all(r[-1][::7] == (0 if name == "softmax" else -np.inf))
+    if name == "softmax":
+        np.testing.assert_allclose(r.astype(np.float64).sum(axis=-1), 1.0, rtol=1e-5 if dtype == "float32" else 1e-12)
+
+    special = np.zeros((5, n), dtype)
+    special[0, -1] = np.nan  # in the tail
+    special[1, n // 3] = np.inf
+    special[2, :] = -np.inf
+    special[3, :] = -np.inf
+    special[3, n - 5] = 1.0  # the only finite entry, in the tail
+    special[4, 12345] = np.nan
+    special[4, 23456] = -np.inf
+    r = call(name, special)
+    assert np.all(np.isnan(r[[0, 1, 2, 4]])), "a NaN, +inf or all -inf slice is all NaN"
+    single = r[3]
+    assert single[n - 5] == (1.0 if name == "softmax" else 0.0)
+    others = np.delete(single, n - 5)
+    assert np.all(others == 0) if name == "softmax" else np.all(np.isneginf(others))
+
+    inplace = x[:2].copy()
+    assert call(name, inplace, out=inplace) is inplace
+    assert_same(inplace, call(name, x[:2]), "in place")
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_special_slices(name, dtype, target):

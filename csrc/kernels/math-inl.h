@@ -88,6 +88,15 @@ inline V estrin(V x, V x2, const typename V::Elem* c) {
   return estrin<n>(pw, c);
 }
 
+// The same polynomial by Horner's rule: one operation fewer than Estrin's scheme (no x^4), for short
+// polynomials whose chain the out-of-order window still covers.
+template <std::size_t n, class V>
+inline V horner(V x, const typename V::Elem* c) {
+  V p = V::splat(c[n - 1]);
+  for (std::size_t k = n - 1; k-- > 0;) p = mul_add(p, x, V::splat(c[k]));
+  return p;
+}
+
 // a - q * d, exact (to well below an ulp of the result) on every target: a hardware FMA where
 // there is one, Dekker's product otherwise. The callers have a ~ q * d, so a - p is exact.
 template <class V>
@@ -106,12 +115,18 @@ inline V residual(V a, V q, V d) {
   }
 }
 
-// e^r - 1 = r + r^2 Q(r) for the reduced argument |r| <= ln2/2, Q by Estrin's scheme.
+// e^r - 1 = r + r^2 Q(r) for the reduced argument |r| <= ln2/2. Q by Horner's rule where it is
+// short (float: exp's multiply-add count bounds the softmax exp loop, 11 -> 10 per vector), else
+// by Estrin's scheme, whose chain stays short.
 template <class V>
 inline FASTACT_INLINE V expm1_reduced(V r) {
   using C = MathConsts<typename V::Elem>;
   const V r2 = r * r;
-  return mul_add(r2, estrin<C::exp_degree>(r, r2, C::exp_poly), r);
+  if constexpr (C::exp_degree <= 5) {
+    return mul_add(r2, horner<C::exp_degree>(r, C::exp_poly), r);
+  } else {
+    return mul_add(r2, estrin<C::exp_degree>(r, r2, C::exp_poly), r);
+  }
 }
 
 // exp_rr2_p4_twostep: e^x by two-constant Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
