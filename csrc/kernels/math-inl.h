@@ -19,6 +19,15 @@
 #endif
 #endif
 
+// A hint to fetch the cache line holding p (no fault, whatever p points at).
+#ifndef FASTACT_PREFETCH
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTACT_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define FASTACT_PREFETCH(p) ((void)0)
+#endif
+#endif
+
 namespace fastact {
 namespace FASTACT_NS {
 

@@ -663,6 +663,9 @@ void check_softmax(Line& line, const KernelSet<T>& k, bool log, bool backward, b
     for (std::size_t len = 0; len <= 40; ++len) check_rows<T>(line, k, log, backward, len ? 2 * kSliceKinds : 3, len, ++seed);
     for (std::size_t len : {63, 64, 65, 255, 1000}) check_rows<T>(line, k, log, backward, kSliceKinds, len, ++seed);
     check_rows<T>(line, k, log, backward, 2, quick ? 20000 : 100000, ++seed);
+    // float32 slices of 16 MB and more take the two-pass (online max and sum) form; 3 slice kinds
+    // (random, a NaN, +inf), and a tail past the last block and vector.
+    if (sizeof(T) == 4 && !backward) check_rows<T>(line, k, log, backward, 3, (std::size_t{16} << 20) / 4 + 37, 3);
     return;
   }
   std::vector<std::size_t> widths;
