@@ -1,5 +1,6 @@
 // Softmax, log_softmax and their gradients over slices, written once over a vector type V.
-// No include guard: included once per target inside namespace FASTACT_NS (see math-inl.h).
+// No include guard: included once per target inside namespace FASTACT_NS (see math-inl.h), after
+// elementwise-inl.h, whose map_unary writes the long slices' output.
 //
 // Every slice is reduced by one call in a fixed order, so results do not depend on how the
 // caller splits the work between threads. Sums are accumulated in double (float input too),
