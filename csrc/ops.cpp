@@ -1,8 +1,12 @@
 #include "ops.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "dispatch.h"
+#include "kernels/online_softmax.h"
 #include "parallel.h"
 
 namespace fastact {
@@ -70,10 +74,38 @@ void for_slices(std::size_t outer, std::size_t len, std::size_t inner, Rows rows
   });
 }
 
+namespace {
+
+// float32 rows too long for the cache (online_softmax.h), one at a time: pass 1's fixed chunks and
+// then pass 2 split between the threads. The rows kernel runs the same chunks in turn (same bits).
+void run_softmax_two_pass(bool log, const float* x, float* y, std::size_t rows, std::size_t len) {
+  const OnlineSoftmaxKernels& k = active_target().online;
+  const auto apply = log ? k.log_softmax_apply : k.softmax_apply;
+  std::vector<OnlinePartial> parts((len + kOnlineChunk - 1) / kOnlineChunk);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * len;
+    float* yr = y + r * len;
+    parallel_for(parts.size(), 1, 1, [&](std::size_t b, std::size_t e) {
+      for (std::size_t c = b; c < e; ++c) {
+        const std::size_t at = c * kOnlineChunk;
+        parts[c] = k.partial(xr + at, std::min(kOnlineChunk, len - at));
+      }
+    });
+    float m;
+    const double total = join_online_partials(parts.data(), parts.size(), m);
+    parallel_for(len, kGrainCompute, kAlign, [&](std::size_t b, std::size_t e) { apply(xr + b, yr + b, e - b, m, total); });
+  }
+}
+
+}  // namespace
+
 template <class T>
 void run_softmax(Softmax op, const T* x, T* y, std::size_t outer, std::size_t len, std::size_t inner) {
   const KernelSet<T>& k = active_target().get<T>();
   const bool log = op == Softmax::log_softmax;
+  if constexpr (std::is_same_v<T, float>) {
+    if (inner == 1 && len >= kOnlineMinLen) return run_softmax_two_pass(log, x, y, outer, len);
+  }
   for_slices(
       outer, len, inner,
       [&](std::size_t at, std::size_t count) { (log ? k.log_softmax_rows : k.softmax_rows)(x + at, y + at, count, len); },

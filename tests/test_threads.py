@@ -58,3 +58,27 @@ def test_bitwise_identical_for_any_thread_count(name, dtype, axis, target, resto
         results[n] = call(name, *args, **kwargs)
     for n in counts[1:]:
         assert_same(results[n], results[1], f"{name}: {n} threads vs 1")
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_slice_too_long_for_cache_is_split_the_same_way(name, target, restore_threads):
+    """float32 slices of 16 MB and more: pass 1 runs in fixed chunks on the threads, so one slice (and
+    each of two rows) gives the same bits on 1, 2 and 3 threads, and the same bits as the one-thread
+    kernel reached along axis 0 of a narrow array (which runs the chunks in turn)."""
+    n = (16 << 20) // 4 + 12345
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((2, n)) * 6).astype(np.float32)
+    x[1, : n // 2] -= 40  # the second row's max arrives late
+    results = {}
+    for threads in (1, 2, 3):
+        fastact.set_num_threads(threads)
+        results[threads] = (call(name, x[0], axis=None), call(name, x))
+    for threads in (2, 3):
+        assert_same(results[threads][0], results[1][0], f"one slice: {threads} threads vs 1")
+        assert_same(results[threads][1], results[1][1], f"two rows: {threads} threads vs 1")
+    assert_same(results[1][1][0], results[1][0], "a row and the same data as one slice")
+    if target == "scalar":
+        return  # one lane per vector: 3 columns are not too few, and take the column kernel's three passes
+    narrow = np.ascontiguousarray(np.stack([x[0], x[1], x[0]], axis=1))  # (n, 3): too few columns for a vector
+    assert_same(call(name, narrow, axis=0).T, np.stack([results[1][1][0], results[1][1][1], results[1][0]]),
+                "axis 0 of a narrow array")

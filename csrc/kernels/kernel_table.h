@@ -3,6 +3,8 @@
 #pragma once
 #include <cstddef>
 
+#include "online_softmax.h"
+
 namespace fastact {
 
 template <class T>
@@ -32,10 +34,19 @@ struct KernelSet {
   ColsBackward softmax_backward_cols, log_softmax_backward_cols;
 };
 
+// Two-pass softmax of float32 slices too long for the cache (online_softmax.h): pass 1 over one
+// chunk of a slice, and pass 2 over any part of it given the joined max and sum.
+struct OnlineSoftmaxKernels {
+  OnlinePartial (*partial)(const float* x, std::size_t n);
+  void (*softmax_apply)(const float* x, float* y, std::size_t n, float max, double sum);
+  void (*log_softmax_apply)(const float* x, float* y, std::size_t n, float max, double sum);
+};
+
 struct KernelTable {
   const char* name;
   KernelSet<float> f32;
   KernelSet<double> f64;
+  OnlineSoftmaxKernels online;
 
   template <class T>
   const KernelSet<T>& get() const {

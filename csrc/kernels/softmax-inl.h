@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "online_softmax.h"
+
 namespace fastact {
 namespace FASTACT_NS {
 
@@ -272,14 +274,10 @@ inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::
 // sum, computed a second time (compute is cheaper than the memory traffic it saves), or, for
 // log_softmax, x - max - log(sum).
 //
+// Which slices take this form, and how pass 1's chunks are joined: online_softmax.h.
+//
 // Blocks of kOnlineBlock elements stay in L1 between their max loop and their exp loop.
 constexpr std::size_t kOnlineBlock = 2048;
-
-// float32 slices of at least 16 MB (4M elements) take the two-pass form. Measured (Zen 3: 512 KB L2,
-// 32 MB L3; one thread, TSC cycles per element, three passes / two): softmax 1M elements 0.81x, 4M
-// 1.08x, 16M 1.23x, 64M 1.38x; log_softmax 0.98x, 1.54x, 1.67x, 1.90x. Below, the slice stays in
-// cache between passes and the second exp costs more than the traffic it saves.
-constexpr std::size_t kOnlineMinLen = (std::size_t{16} << 20) / sizeof(float);
 
 // Per lane: the max so far and the sum of exp(x - that max), rescaled when a block raises the max.
 // float32 only (see softmax_row): the sum is in double, so the roundings of its rescale factors (one
@@ -320,50 +318,66 @@ struct OnlineExpSum {
     }
   }
 
-  // The slice's max (m) and sum of exp(x - m); the sum is NaN for a NaN, +inf or all -inf slice.
-  double finish(T& m) const {
+  // The max of the elements added and the sum of exp(x - max) over them (see OnlinePartial).
+  OnlinePartial finish() const {
     constexpr std::size_t N = V::N;
     T lane_max[N];
     double lane_sum[WideSum<V>::kLanes];
     store(lane_max, running_max);
     sum.store_lanes(lane_sum);
-    m = reduce_max(running_max);
-    if (!std::isfinite(m)) return std::numeric_limits<double>::quiet_NaN();
+    const T m = reduce_max(running_max);
+    if (m == -kInf) return {m, 0.0};
+    if (!std::isfinite(m)) return {m, std::numeric_limits<double>::quiet_NaN()};
     double total = 0;
-    for (std::size_t l = 0; l < N; ++l) {
-      if (lane_sum[l] != 0) total += lane_sum[l] * std::exp(static_cast<double>(lane_max[l]) - m);
-    }
-    return total;
+    for (std::size_t l = 0; l < N; ++l) total += lane_sum[l] * std::exp(static_cast<double>(lane_max[l]) - m);
+    return {m, total};
   }
 };
 
-template <class V, bool kLog>
-void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+// Pass 1 over one chunk of a slice (n elements).
+template <class V>
+OnlinePartial softmax_online_partial(const Elem<V>* x, std::size_t n) {
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
   OnlineExpSum<V> acc;
   std::size_t i = 0;
-  for (; i + kOnlineBlock <= len; i += kOnlineBlock) acc.add_block(x + i, kOnlineBlock, len - i - kOnlineBlock);
-  const std::size_t rest = (len - i) / N * N;
+  for (; i + kOnlineBlock <= n; i += kOnlineBlock) acc.add_block(x + i, kOnlineBlock, n - i - kOnlineBlock);
+  const std::size_t rest = (n - i) / N * N;
   if (rest) acc.add_block(x + i, rest, 0);
   i += rest;
-  if (i < len) {  // the last elements, padded with -inf (whose exp is 0)
+  if (i < n) {  // the last elements, padded with -inf (whose exp is 0)
     T pad[N];
-    for (std::size_t k = 0; k < N; ++k) pad[k] = k < len - i ? x[i + k] : -std::numeric_limits<T>::infinity();
+    for (std::size_t k = 0; k < N; ++k) pad[k] = k < n - i ? x[i + k] : -std::numeric_limits<T>::infinity();
     acc.add_block(pad, N, 0);
   }
-  T m;
-  const double total = acc.finish(m);
+  return acc.finish();
+}
+
+// Pass 2 over any part of a slice, given the slice's max and sum (from join_online_partials):
+// exp(x - m) / sum, or x - m - log(sum); all NaN for a NaN sum.
+template <class V, bool kLog>
+void softmax_online_apply(const Elem<V>* x, Elem<V>* y, std::size_t n, Elem<V> m, double total) {
+  using T = Elem<V>;
   if (std::isnan(total)) {
-    for (std::size_t k = 0; k < len; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
+    for (std::size_t k = 0; k < n; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
     return;
   }
   const V vm = splat<V>(m), f = splat<V>(softmax_row_factor<T, kLog>(total));
   if constexpr (kLog) {
-    map_unary<V>(x, y, len, [vm, f](V v) { return (v - vm) - f; });
+    map_unary<V>(x, y, n, [vm, f](V v) { return (v - vm) - f; });
   } else {
-    map_unary<V>(x, y, len, [vm, f](V v) { return normalize(exp(v - vm), f); });
+    map_unary<V>(x, y, n, [vm, f](V v) { return normalize(exp(v - vm), f); });
   }
+}
+
+// The whole two-pass form on one thread; ops.cpp runs the same chunks on several.
+template <class V, bool kLog>
+void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+  std::vector<OnlinePartial> parts;
+  for (std::size_t i = 0; i < len; i += kOnlineChunk) parts.push_back(softmax_online_partial<V>(x + i, std::min(kOnlineChunk, len - i)));
+  float m;
+  const double total = join_online_partials(parts.data(), parts.size(), m);
+  softmax_online_apply<V, kLog>(x, y, len, m, total);
 }
 
 // float64 slices keep three passes: their sum must be good to an ulp of a float64 result, and the two

@@ -53,7 +53,9 @@ KernelSet<typename V::Elem> make_kernel_set() {
 }
 
 const KernelTable& kernel_table() {
-  static const KernelTable table{FASTACT_STR(FASTACT_NS), make_kernel_set<F32>(), make_kernel_set<F64>()};
+  static const KernelTable table{
+      FASTACT_STR(FASTACT_NS), make_kernel_set<F32>(), make_kernel_set<F64>(),
+      {softmax_online_partial<F32>, softmax_online_apply<F32, false>, softmax_online_apply<F32, true>}};
   return table;
 }
 
