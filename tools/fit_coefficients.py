@@ -3,14 +3,11 @@
 
 What it does
 ------------
-The tanh and exp kernels (csrc/kernels/) evaluate short polynomials whose
-coefficients live in csrc/kernels/poly_coefficients.h. This script derives
-them from scratch, so every constant in that header can be reproduced:
+The exp kernel (csrc/kernels/math-inl.h; sigmoid, tanh and softmax are built
+on it) evaluates a short polynomial whose coefficients live in
+csrc/kernels/poly_coefficients.h. This script derives them from scratch, so
+every constant in that header can be reproduced:
 
-* tanh(x) ~= x + x^3 * P(x^2) for |x| <= atanh(1/2) = ln(3)/2 (beyond that the
-  kernel uses 1 - 2/(1 + exp(2|x|))). P is fitted in s = x^2 to
-  (tanh(x) - x)/x^3 with weight x^3/tanh(x), i.e. it minimises the maximum
-  RELATIVE error of tanh itself.
 * exp(r) ~= 1 + r + r^2 * Q(r) for |r| <= ln(2)/2, widened to |r| <= 0.3476 so
   that the rounding of the range reduction r = x - n*ln2 is covered. Q is
   fitted to (exp(r) - 1 - r)/r^2 with weight r^2/exp(r): again the relative
@@ -27,7 +24,7 @@ equioscillates. The coefficients are then ROUNDED to the target precision
 (float32 or float64, round-to-nearest), in two ways: all at once, and one at
 a time from the lowest degree up, re-fitting (Remez, with the rounded ones
 held fixed) the coefficients not yet rounded; plain rounding of c0 alone
-would otherwise cost tanh up to 3 bits. The relative error of each rounded
+would otherwise cost up to a few bits. The relative error of each rounded
 polynomial is RE-MEASURED in mpmath on a dense uniform grid (20001 points,
 both endpoints included), each local maximum being polished by a
 golden-section search. That measured error is the purely mathematical error,
@@ -45,7 +42,7 @@ Usage
     python3 tools/fit_coefficients.py            # fit, verify and print the report
     python3 tools/fit_coefficients.py --write    # ... and regenerate the header
 
-Takes about 40 seconds on one core.
+Takes about 20 seconds on one core.
 """
 
 from __future__ import annotations
@@ -71,10 +68,6 @@ BUDGET_LOG2 = {"f32": -27, "f64": -57}
 # Significand widths (including the implicit bit).
 SIGNIFICAND_BITS = {"f32": 24, "f64": 53}
 
-# tanh: polynomial range |x| <= atanh(1/2). The float32 kernel compares against
-# float32(atanh(1/2)), which rounds up, so the fit covers up to that value.
-TANH_LIMIT_EXACT = 0.5493061443340548
-TANH_LIMIT = max(TANH_LIMIT_EXACT, float(np.float32(TANH_LIMIT_EXACT)))
 # exp: reduced argument range |r| <= ln(2)/2 ~= 0.3466, plus 1e-3 of slack.
 EXP_LIMIT = 0.3476
 
@@ -128,27 +121,6 @@ def extra_digits(t, power: int) -> int:
     return power * max(0, int(math.ceil(-float(mpmath.log10(abs(t)))))) + 10
 
 
-def tanh_target(s):
-    """(tanh(x) - x) / x^3 with x = sqrt(s); the limit at s = 0 is -1/3."""
-    if s == 0:
-        return mpmath.mpf(-1) / 3
-    with mpmath.workdps(mp.dps + extra_digits(s, 1)):
-        x = mpmath.sqrt(s)
-        return +((mpmath.tanh(x) - x) / (x * s))
-
-
-def tanh_weight(s):
-    """x^3 / tanh(x) with x = sqrt(s): turns P's error into tanh's relative error."""
-    if s == 0:
-        return mpmath.mpf(0)
-    x = mpmath.sqrt(s)
-    return x * s / mpmath.tanh(x)
-
-
-def tanh_approx(coeffs, x):
-    return x + x ** 3 * horner(coeffs, x * x)
-
-
 def exp_target(r):
     """(exp(r) - 1 - r) / r^2; the limit at r = 0 is 1/2."""
     if r == 0:
@@ -167,19 +139,8 @@ def exp_approx(coeffs, r):
 
 
 def make_problems() -> dict[str, Problem]:
-    tanh_lim = mpmath.mpf(TANH_LIMIT)
     exp_lim = mpmath.mpf(EXP_LIMIT)
     return {
-        "tanh": Problem(
-            name="tanh",
-            fit_lo=mpmath.mpf(0), fit_hi=tanh_lim * tanh_lim,
-            target=tanh_target, weight=tanh_weight,
-            # tanh is odd and so is the approximation: [0, lim] covers [-lim, lim].
-            measure_lo=mpmath.mpf(0), measure_hi=tanh_lim,
-            reference=mpmath.tanh, approx=tanh_approx,
-            form="tanh(x) ~= x + x^3*P(x^2)",
-            domain=f"|x| <= {hex_literal(TANH_LIMIT, single=False)} (float32(atanh(1/2)))",
-        ),
         "exp": Problem(
             name="exp",
             fit_lo=-exp_lim, fit_hi=exp_lim,
@@ -537,8 +498,7 @@ def cody_waite(precision: str) -> CodyWaite:
     return CodyWaite(precision, hi, lo, n_checked, trailing, split_error)
 
 
-ARRAY_NAMES = {("tanh", "f32"): "kTanhF32", ("tanh", "f64"): "kTanhF64",
-               ("exp", "f32"): "kExpF32", ("exp", "f64"): "kExpF64"}
+ARRAY_NAMES = {("exp", "f32"): "kExpF32", ("exp", "f64"): "kExpF64"}
 C_TYPES = {"f32": "float", "f64": "double"}
 
 
@@ -551,7 +511,7 @@ def render_header(choices: list[Choice], splits: list[CodyWaite]) -> str:
     ]
     for ch in choices:
         name = ARRAY_NAMES[(ch.problem.name, ch.precision)]
-        poly = "P" if ch.problem.name == "tanh" else "Q"
+        poly = "Q"
         single = ch.precision == "f32"
         literals = [hex_literal(c, single) for c in ch.coeffs]
         for lit, c in zip(literals, ch.coeffs):

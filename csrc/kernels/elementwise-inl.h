@@ -154,7 +154,7 @@ void sigmoid_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t 
 
 template <class V>
 void tanh_kernel(const typename V::Elem* x, typename V::Elem* y, std::size_t n) {
-  map_unary_staged<V, TanhExp<V>>(x, y, n, [](V v, V e) { return tanh_finish(v, e); });
+  map_unary_staged<V, TanhExpm1<V>>(x, y, n, [](V v, V e) { return tanh_finish(v, e); });
 }
 
 // y <= 0 ? 0 : g: a select, so NaN or inf gradients pass where y > 0.
