@@ -2,7 +2,10 @@
 // target compiled in and runnable on this CPU, against a wider reference and DESIGN.md's bounds.
 // No Python, no framework: one line per target x dtype x function, then "N passed, M failed".
 //
-//   fastact_kernel_test [--target NAME]... [--quick]
+//   fastact_kernel_test [--target NAME]... [--quick] [--exhaustive]
+//
+// --exhaustive adds float32 sigmoid and tanh on every one of the 2^32 bit patterns (about a minute
+// per function and target), for the claim that the bounds hold everywhere, not just on the sweep.
 //
 // What each line checks (DESIGN.md §1-§2; the metrics are those of fastact/_accuracy.py):
 //   relu, leaky_relu (slopes 0.01, 0, -0.5, 1.5), *_backward   bitwise equal to the formula, computed
@@ -794,16 +797,43 @@ int usage(const char* argv0, int code) {
                "usage: %s [--target NAME]... [--quick]\n"
                "  Checks every kernel of every SIMD target compiled in and runnable on this CPU (or only the\n"
                "  --target ones) against a wider reference and DESIGN.md's bounds.\n"
-               "  --quick  thin the sweeps 8x (for slow emulators)\n",
+               "  --quick  thin the sweeps 8x (for slow emulators)\n"
+               "  --exhaustive  also float32 sigmoid and tanh on every bit pattern (minutes)\n",
                argv0);
   return code;
 }
 
 }  // namespace
 
+// sigmoid and tanh on every float32, in chunks (the reference per chunk, shared by the targets).
+void run_exhaustive(const std::vector<const KernelTable*>& targets, Summary& summary) {
+  constexpr std::uint64_t kChunk = std::uint64_t{1} << 22;
+  std::vector<float> xs(kChunk);
+  std::vector<Expect<float>> ex(kChunk);
+  for (const char* name : {"sigmoid", "tanh"}) {
+    const bool sig = name[0] == 's';
+    std::vector<Line> lines;
+    for (const KernelTable* t : targets)
+      lines.emplace_back(t->name, "float32", std::string(name) + " every float", 2, sig ? "ulp (normal results)" : "ulp");
+    for (std::uint64_t start = 0; start < (std::uint64_t{1} << 32); start += kChunk) {
+      for (std::uint64_t i = 0; i < kChunk; ++i) {
+        xs[i] = from_bits<float>(static_cast<std::uint32_t>(start + i));
+        ex[i] = sig ? expect_sigmoid<float>(xs[i]) : expect_tanh<float>(xs[i]);
+      }
+      for (std::size_t ti = 0; ti < targets.size(); ++ti) {
+        const KernelSet<float>& k = targets[ti]->get<float>();
+        const auto fn = sig ? k.sigmoid : k.tanh;
+        check_call<float>(lines[ti], "every float", [&](const float* a, const float*, float* y) { fn(a, y, kChunk); }, xs,
+                          nullptr, ex, 0);
+      }
+    }
+    for (const Line& l : lines) finish(summary, l);
+  }
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> wanted;
-  bool quick = false;
+  bool quick = false, exhaustive = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--target" && i + 1 < argc) {
@@ -812,6 +842,8 @@ int main(int argc, char** argv) {
       wanted.push_back(a.substr(9));
     } else if (a == "--quick") {
       quick = true;
+    } else if (a == "--exhaustive") {
+      exhaustive = true;
     } else if (a == "-h" || a == "--help") {
       return usage(argv[0], 0);
     } else {
@@ -850,6 +882,7 @@ int main(int argc, char** argv) {
   Summary summary;
   run_dtype<float>(targets, quick, summary);
   run_dtype<double>(targets, quick, summary);
+  if (exhaustive) run_exhaustive(targets, summary);
   std::printf("%d passed, %d failed\n", summary.passed, summary.failed);
   return summary.failed ? 1 : 0;
 }
