@@ -93,7 +93,8 @@ void run_softmax_two_pass(bool log, const float* x, float* y, std::size_t rows, 
     });
     float m;
     const double total = join_online_partials(parts.data(), parts.size(), m);
-    parallel_for(len, kGrainCompute, kAlign, [&](std::size_t b, std::size_t e) { apply(xr + b, yr + b, e - b, m, total); });
+    parallel_for(len, kGrainCompute, kAlign,
+                 [&](std::size_t b, std::size_t e) { apply(xr + b, yr + b, e - b, m, total); });
   }
 }
 

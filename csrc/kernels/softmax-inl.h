@@ -374,7 +374,9 @@ void softmax_online_apply(const Elem<V>* x, Elem<V>* y, std::size_t n, Elem<V> m
 template <class V, bool kLog>
 void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   std::vector<OnlinePartial> parts;
-  for (std::size_t i = 0; i < len; i += kOnlineChunk) parts.push_back(softmax_online_partial<V>(x + i, std::min(kOnlineChunk, len - i)));
+  for (std::size_t i = 0; i < len; i += kOnlineChunk) {
+    parts.push_back(softmax_online_partial<V>(x + i, std::min(kOnlineChunk, len - i)));
+  }
   float m;
   const double total = join_online_partials(parts.data(), parts.size(), m);
   softmax_online_apply<V, kLog>(x, y, len, m, total);

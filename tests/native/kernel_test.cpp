@@ -814,7 +814,8 @@ void run_exhaustive(const std::vector<const KernelTable*>& targets, Summary& sum
     const bool sig = name[0] == 's';
     std::vector<Line> lines;
     for (const KernelTable* t : targets)
-      lines.emplace_back(t->name, "float32", std::string(name) + " every float", 2, sig ? "ulp (normal results)" : "ulp");
+      lines.emplace_back(t->name, "float32", std::string(name) + " every float", 2,
+                         sig ? "ulp (normal results)" : "ulp");
     for (std::uint64_t start = 0; start < (std::uint64_t{1} << 32); start += kChunk) {
       for (std::uint64_t i = 0; i < kChunk; ++i) {
         xs[i] = from_bits<float>(static_cast<std::uint32_t>(start + i));
@@ -823,8 +824,8 @@ void run_exhaustive(const std::vector<const KernelTable*>& targets, Summary& sum
       for (std::size_t ti = 0; ti < targets.size(); ++ti) {
         const KernelSet<float>& k = targets[ti]->get<float>();
         const auto fn = sig ? k.sigmoid : k.tanh;
-        check_call<float>(lines[ti], "every float", [&](const float* a, const float*, float* y) { fn(a, y, kChunk); }, xs,
-                          nullptr, ex, 0);
+        const auto run = [&](const float* a, const float*, float* y) { fn(a, y, kChunk); };
+        check_call<float>(lines[ti], "every float", run, xs, nullptr, ex, 0);
       }
     }
     for (const Line& l : lines) finish(summary, l);
