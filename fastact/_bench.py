@@ -31,7 +31,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Iterable, Sequence

@@ -99,7 +99,7 @@ ROW = 37  # slices long enough for a vector body and a tail; specials placed in 
 
 
 # float32 slices of at least this many bytes take the two-pass (online max and sum) form: kOnlineMinLen
-# in csrc/kernels/softmax-inl.h. float64 slices as long keep three passes; they are tested alike.
+# in csrc/kernels/online_softmax.h. float64 slices as long keep three passes; they are tested alike.
 TWO_PASS_BYTES = 16 << 20
 
 

@@ -77,19 +77,15 @@ struct WideSum {
   }
   // Multiplies each lane's sum by e^(old_max - new_max), computed in double: the online pass's
   // rescale when a lane's running max rises, with no float rounding added. Lanes whose max did not
-  // rise keep their sum (for a max still at -inf, old - new would be NaN).
+  // rise keep their sum (for a max still at -inf, old - new would be NaN). Float lanes only: the
+  // two-pass form that calls it is float32-only (see softmax_row).
   void rescale(V old_max, V new_max) {
+    static_assert(kFloat, "the online rescale is for float lanes");
     const auto factor = [](F64 old_m, F64 new_m) {
       return select(lt(old_m, new_m), exp<F64, true>(old_m - new_m), F64::splat(1.0));
     };
-    if constexpr (kFloat) {
-      lo = lo * factor(widen_lo(old_max), widen_lo(new_max));
-      hi = hi * factor(widen_hi(old_max), widen_hi(new_max));
-    } else {
-      const F64 f = factor(old_max, new_max);
-      lo = lo * f;
-      hi = hi * f;
-    }
+    lo = lo * factor(widen_lo(old_max), widen_lo(new_max));
+    hi = hi * factor(widen_hi(old_max), widen_hi(new_max));
   }
   double total() const { return reduce_add(sum()); }
   // out[k] = the sum of lane k, for k < V::N.
@@ -133,6 +129,12 @@ inline V load_tail(const Elem<V>* x, std::size_t n, Elem<V> pad) {
   Elem<V> buf[V::N];
   for (std::size_t k = 0; k < V::N; ++k) buf[k] = k < n ? x[k] : pad;
   return V::load(buf);
+}
+
+// The output of a NaN slice.
+template <class T>
+inline void fill_nan(T* y, std::size_t n) {
+  std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
 }
 
 template <class V>
@@ -248,12 +250,8 @@ inline T softmax_row_factor(double total) {
 template <class V, bool kLog>
 inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V> m, double total,
                                              Elem<V> factor) {
-  using T = Elem<V>;
   constexpr std::size_t N = V::N;
-  if (std::isnan(total)) {
-    for (std::size_t k = 0; k < len; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
-    return;
-  }
+  if (std::isnan(total)) return fill_nan(y, len);
   const V vm = splat<V>(m), f = splat<V>(factor);
   std::size_t i = 0;
   if constexpr (kLog) {
@@ -358,10 +356,7 @@ OnlinePartial softmax_online_partial(const Elem<V>* x, std::size_t n) {
 template <class V, bool kLog>
 void softmax_online_apply(const Elem<V>* x, Elem<V>* y, std::size_t n, Elem<V> m, double total) {
   using T = Elem<V>;
-  if (std::isnan(total)) {
-    for (std::size_t k = 0; k < n; ++k) y[k] = std::numeric_limits<T>::quiet_NaN();
-    return;
-  }
+  if (std::isnan(total)) return fill_nan(y, n);
   const V vm = splat<V>(m), f = splat<V>(softmax_row_factor<T, kLog>(total));
   if constexpr (kLog) {
     map_unary<V>(x, y, n, [vm, f](V v) { return (v - vm) - f; });
