@@ -56,6 +56,28 @@ SLICE_LENGTHS = [*range(1, 70), *range(120, 140), *range(250, 275), 1023, 1025]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_axis_0_at_a_stride_that_aliases_in_cache(name, dtype, target):
+    """Along axis 0 of rows a multiple of 1 KB long, column blocks are copied to contiguous rows before
+    the passes (pack_block in softmax-inl.h), up to 256 KB a block: results must be correct and equal,
+    bit for bit, to the same columns reduced at a stride that is not copied (rows 8 elements longer),
+    also in place, and on both sides of the size limit (2048 and 2049 rows of 1024 floats)."""
+    cases = [(1, 256), (2, 1024), (9, 256), (64, 1024), (255, 512), (33, 4096)]
+    if dtype == "float32":
+        cases += [(2048, 1024), (2049, 1024)]
+    for rows, width in cases:
+        (x,) = make_inputs(name, (rows, width), dtype, seed=rows + width, axis=0)
+        r = call(name, x, axis=0)
+        assert_correct(name, r, x, axis=0)
+        padded = np.zeros((rows, width + 8), dtype)
+        padded[:, :width] = x
+        assert_same(r, call(name, padded, axis=0)[:, :width], f"{rows} x {width}: rows 8 longer")
+        inplace = x.copy()
+        call(name, inplace, axis=0, out=inplace)
+        assert_same(inplace, r, f"{rows} x {width}: in place")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", FAMILY)
 def test_every_slice_length(name, dtype, target):
     """Slices are split at len/2 for pairing and into vectors, short and long loops, and tails:
