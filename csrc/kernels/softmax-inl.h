@@ -523,14 +523,19 @@ constexpr std::size_t kAliasingStrideBytes = 1024;
 // it, 256 x 1000 1.06x). Not for contiguous rows (the hardware fetches them) nor at strides that alias
 // in the cache, where the lines requested evict the ones in use.
 constexpr std::size_t kRowsAhead = 8;
+
+// Requests the cache lines of the `width` elements at p.
+template <class T>
+inline FASTACT_INLINE void prefetch_span(const T* p, std::size_t width) {
+  for (std::size_t k = 0; k < width; k += 64 / sizeof(T)) FASTACT_PREFETCH(p + k);
+}
+
 template <class T>
 struct RowPrefetch {
   const std::size_t len, stride, width;
   const bool on = stride != width && stride * sizeof(T) % kAliasingStrideBytes != 0;
   FASTACT_INLINE void operator()(const T* base, std::size_t j) const {
-    if (!on || j + kRowsAhead >= len) return;
-    const T* p = base + (j + kRowsAhead) * stride;
-    for (std::size_t k = 0; k < width; k += 64 / sizeof(T)) FASTACT_PREFETCH(p + k);
+    if (on && j + kRowsAhead < len) prefetch_span(base + (j + kRowsAhead) * stride, width);
   }
 };
 
@@ -695,15 +700,13 @@ inline T* column_scratch(std::size_t n) {
 constexpr std::size_t kPackedBlockBytes = std::size_t{256} << 10;
 
 // Rows j < len of width elements (a multiple of N), stride apart, to contiguous rows in buf.
-// The rows ahead are prefetched: each row starts a new page when the stride is 4 KB or more, where the
-// hardware prefetchers stop, and the copy would otherwise wait on L3 once per row.
+// The rows ahead are prefetched (here at aliasing strides too, unlike RowPrefetch: the copy reads each
+// row once, so no line in use is evicted): each row starts a new page when the stride is 4 KB or more,
+// where the hardware prefetchers stop, and the copy would otherwise wait on L3 once per row.
 template <class V>
 inline void pack_rows(const Elem<V>* x, std::size_t len, std::size_t stride, std::size_t width, Elem<V>* buf) {
-  constexpr std::size_t kAhead = 8;
   for (std::size_t j = 0; j < len; ++j) {
-    if (j + kAhead < len) {
-      for (std::size_t k = 0; k < width; k += 64 / sizeof(Elem<V>)) FASTACT_PREFETCH(x + (j + kAhead) * stride + k);
-    }
+    if (j + kRowsAhead < len) prefetch_span(x + (j + kRowsAhead) * stride, width);
     for (std::size_t k = 0; k < width; k += V::N) store(buf + j * width + k, V::load(x + j * stride + k));
   }
 }
