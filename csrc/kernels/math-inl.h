@@ -190,14 +190,28 @@ inline FASTACT_INLINE V expm1_nonnegative(V x) {
   return mul_add(scale, r2 * expm1_reduced_q(r, r2), head);
 }
 
+// e^x for a vector with a lane outside exp_normal's range. Lanes below exp_lo, whose e^x rounds to 0
+// (-inf among them: softmax pads, masked logits), are 0 and their exp_normal is discarded, so only a
+// lane whose result is subnormal or overflows takes exp_two_step: its subnormal intermediates cost
+// microcode assists (x86) of about 100 cycles a vector, which made the -inf padding of short softmax
+// rows 3x slower than the rows themselves. NaN propagates (lt is false for NaN).
+template <class V>
+inline FASTACT_INLINE V exp_outside_normal(V x) {
+  using C = MathConsts<typename V::Elem>;
+  const auto zero = lt(x, splat<V>(C::exp_lo));
+  const V live = select(zero, splat<V>(0), x);
+  if (any(gt(abs(live), splat<V>(C::normal_arg_max)))) return exp_two_step(x);
+  return select(zero, splat<V>(0), exp_normal(live));
+}
+
 // e^x for any x: exp_normal, except for vectors with a lane outside its range (rare: underflow,
-// overflow), which take exp_two_step. NaN propagates.
+// overflow), which take exp_outside_normal. NaN propagates.
 // kNonPositive: the caller guarantees x <= 0 (or NaN), which saves the upper range check.
 template <class V, bool kNonPositive = false>
 inline FASTACT_INLINE V exp(V x) {
   using C = MathConsts<typename V::Elem>;
   const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
-  if (any(outside)) return exp_two_step(x);
+  if (any(outside)) return exp_outside_normal(x);
   return exp_normal(x);
 }
 

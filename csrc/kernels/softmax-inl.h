@@ -73,6 +73,24 @@ struct WideSum {
       add_product(a2, b2);
     }
   }
+  // The pairs of one vector's halves (lane k with lane k + N/2), as add_pair: a row of exactly N
+  // elements pairs these (softmax_row_exp_sum), with no tails and one exp. Float: the pair sums are
+  // the low half of v + swap_halves(v); the high half would repeat them.
+  void add_halves(V v) {
+    if constexpr (kFloat) {
+      lo = lo + widen_lo(v + swap_halves(v));
+    } else {
+      add(v);
+    }
+  }
+  // The same for products, as add_product_pair: a_k b_k + a_(k+N/2) b_(k+N/2), the second product rounded.
+  void add_product_halves(V a, V b) {
+    if constexpr (kFloat) {
+      lo = lo + widen_lo(mul_add(a, b, swap_halves(a * b)));
+    } else {
+      add_product(a, b);
+    }
+  }
   // Adds other's lanes into these (in double: its sum by TwoSum, its compensation to ours).
   void merge(const WideSum& other) {
     if constexpr (kFloat) {
@@ -146,25 +164,10 @@ struct WideSum {
 template <class V>
 using Elem = typename V::Elem;
 
-// Loads x[0..n) (n < N) into a vector padded with `pad`.
-template <class V>
-inline V load_tail(const Elem<V>* x, std::size_t n, Elem<V> pad) {
-  Elem<V> buf[V::N];
-  for (std::size_t k = 0; k < V::N; ++k) buf[k] = k < n ? x[k] : pad;
-  return V::load(buf);
-}
-
 // The output of a NaN slice.
 template <class T>
 inline void fill_nan(T* y, std::size_t n) {
   std::fill(y, y + n, std::numeric_limits<T>::quiet_NaN());
-}
-
-template <class V>
-inline void store_tail(Elem<V>* y, std::size_t n, V v) {
-  Elem<V> buf[V::N];
-  store(buf, v);
-  std::memcpy(y, buf, n * sizeof(Elem<V>));
 }
 
 // e / sum: float multiplies by 1/sum computed in double and rounded once (the product's
@@ -200,12 +203,21 @@ inline V normalize(V e, V scale) {
 // more vectors (rows of 1024 floats: 1.12 TSC cycles per element, 1.30 with the sum in the exp
 // loop). log_softmax borrows y for this unless y is x, which its last pass still reads; in place,
 // the one loop adds the same pairs in the same order, so the results are the same. Tails (padded
-// with -inf, whose e is 0) go last.
+// with -inf, whose e is 0) go last. A slice of exactly N elements is one vector, whose halves are
+// the pairs: one exp, no tails (AVX-512 rows of 16 floats: 4.1 -> 2.3 TSC cycles per element).
 template <class V, bool kLog>
 inline FASTACT_INLINE double softmax_row_exp_sum(const Elem<V>* x, Elem<V>* y, std::size_t len, V vm) {
   constexpr std::size_t N = V::N;
   constexpr Elem<V> kInf = std::numeric_limits<Elem<V>>::infinity();
   WideSum<V> sum;
+  if constexpr (N >= 2) {
+    if (len == N) {
+      const V e = exp<V, true>(V::load(x) - vm);
+      if constexpr (!kLog) store(y, e);
+      sum.add_halves(e);
+      return sum.total();
+    }
+  }
   const std::size_t half = len / 2;
   std::size_t k = 0;
   if (len >= 16 * N && (!kLog || x != y)) {
@@ -462,6 +474,16 @@ inline FASTACT_INLINE double softmax_backward_sum(const Elem<V>* g, const Elem<V
   // Two accumulators on long rows: one chain of dependent adds would bound the pass by its latency.
   // (Named, not an array, so they stay in registers.)
   WideSum<V> s0, s1;
+  if constexpr (N >= 2) {
+    if (len == N) {  // one vector: its halves are the pairs (see WideSum::add_halves)
+      if constexpr (kLog) {
+        s0.add_halves(V::load(g));
+      } else {
+        s0.add_product_halves(V::load(g), V::load(v));
+      }
+      return s0.total();
+    }
+  }
   auto accumulate = [](WideSum<V>& acc, V g1, V v1, V g2, V v2) {
     if constexpr (kLog) {
       acc.add_pair(g1, g2);

@@ -14,6 +14,7 @@ struct F32 {
   using Mask = M32;
   static constexpr std::size_t N = 8;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = true;
   __m256 v;
   static F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm256_set1_ps(x)}; }
@@ -23,6 +24,7 @@ struct F64 {
   using Mask = M64;
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = true;
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm256_set1_pd(x)}; }
@@ -34,6 +36,25 @@ inline void store(double* p, F64 a) { _mm256_storeu_pd(p, a.v); }
 inline void store_stream(float* p, F32 a) { _mm256_stream_ps(p, a.v); }
 inline void store_stream(double* p, F64 a) { _mm256_stream_pd(p, a.v); }
 inline void stream_fence() { _mm_sfence(); }
+
+// The first n lanes (n <= N) from or to memory; the lanes past n are `pad` (load) or left untouched
+// (store). Masked lanes are never accessed, so p + n may be the end of the array. The mask is a
+// window of a table: -1 in the first n lanes, 0 after.
+inline __m256i first_lanes(std::size_t n, std::size_t lanes_per_vector) {
+  alignas(32) static const int kWindow[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const std::size_t skip = (8 - n * (8 / lanes_per_vector));
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kWindow + skip));
+}
+inline F32 load_partial(const float* p, std::size_t n, F32 pad) {
+  const __m256i m = first_lanes(n, 8);
+  return {_mm256_blendv_ps(pad.v, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m))};
+}
+inline F64 load_partial(const double* p, std::size_t n, F64 pad) {
+  const __m256i m = first_lanes(n, 4);
+  return {_mm256_blendv_pd(pad.v, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m))};
+}
+inline void store_partial(float* p, std::size_t n, F32 a) { _mm256_maskstore_ps(p, first_lanes(n, 8), a.v); }
+inline void store_partial(double* p, std::size_t n, F64 a) { _mm256_maskstore_pd(p, first_lanes(n, 4), a.v); }
 
 inline F32 operator+(F32 a, F32 b) { return {_mm256_add_ps(a.v, b.v)}; }
 inline F32 operator-(F32 a, F32 b) { return {_mm256_sub_ps(a.v, b.v)}; }
@@ -120,6 +141,8 @@ inline double reduce_add(F64 a) {
   return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
 
+// Lanes k and k + N/2 exchanged.
+inline F32 swap_halves(F32 a) { return {_mm256_permute2f128_ps(a.v, a.v, 0x01)}; }
 inline F64 widen_lo(F32 a) { return {_mm256_cvtps_pd(_mm256_castps256_ps128(a.v))}; }
 inline F64 widen_hi(F32 a) { return {_mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1))}; }
 

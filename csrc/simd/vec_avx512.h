@@ -15,6 +15,7 @@ struct F32 {
   using Mask = M32;
   static constexpr std::size_t N = 16;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = true;
   __m512 v;
   static F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm512_set1_ps(x)}; }
@@ -24,6 +25,7 @@ struct F64 {
   using Mask = M64;
   static constexpr std::size_t N = 8;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = true;
   __m512d v;
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
@@ -35,6 +37,15 @@ inline void store(double* p, F64 a) { _mm512_storeu_pd(p, a.v); }
 inline void store_stream(float* p, F32 a) { _mm512_stream_ps(p, a.v); }
 inline void store_stream(double* p, F64 a) { _mm512_stream_pd(p, a.v); }
 inline void stream_fence() { _mm_sfence(); }
+
+// The first n lanes (n <= N) from or to memory; the lanes past n are `pad` (load) or left untouched
+// (store). Masked lanes are never accessed, so p + n may be the end of the array.
+inline __mmask16 first_lanes16(std::size_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+inline __mmask8 first_lanes8(std::size_t n) { return static_cast<__mmask8>((1u << n) - 1); }
+inline F32 load_partial(const float* p, std::size_t n, F32 pad) { return {_mm512_mask_loadu_ps(pad.v, first_lanes16(n), p)}; }
+inline F64 load_partial(const double* p, std::size_t n, F64 pad) { return {_mm512_mask_loadu_pd(pad.v, first_lanes8(n), p)}; }
+inline void store_partial(float* p, std::size_t n, F32 a) { _mm512_mask_storeu_ps(p, first_lanes16(n), a.v); }
+inline void store_partial(double* p, std::size_t n, F64 a) { _mm512_mask_storeu_pd(p, first_lanes8(n), a.v); }
 
 inline F32 operator+(F32 a, F32 b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline F32 operator-(F32 a, F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
@@ -120,6 +131,8 @@ inline double reduce_max(F64 a) { return _mm512_reduce_max_pd(a.v); }
 inline float reduce_add(F32 a) { return _mm512_reduce_add_ps(a.v); }
 inline double reduce_add(F64 a) { return _mm512_reduce_add_pd(a.v); }
 
+// Lanes k and k + N/2 exchanged.
+inline F32 swap_halves(F32 a) { return {_mm512_shuffle_f32x4(a.v, a.v, 0x4e)}; }
 inline F64 widen_lo(F32 a) { return {_mm512_cvtps_pd(_mm512_castps512_ps256(a.v))}; }
 inline F64 widen_hi(F32 a) {
   return {_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)))};

@@ -14,6 +14,7 @@ struct F32 {
   using Mask = M32;
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = false;
   float32x4_t v;
   static F32 load(const float* p) { return {vld1q_f32(p)}; }
   static F32 splat(float x) { return {vdupq_n_f32(x)}; }
@@ -23,6 +24,7 @@ struct F64 {
   using Mask = M64;
   static constexpr std::size_t N = 2;
   static constexpr bool has_fma = true;
+  static constexpr bool has_masked_memory = false;
   float64x2_t v;
   static F64 load(const double* p) { return {vld1q_f64(p)}; }
   static F64 splat(double x) { return {vdupq_n_f64(x)}; }
@@ -103,6 +105,8 @@ inline double reduce_max(F64 a) { return vmaxvq_f64(a.v); }
 inline float reduce_add(F32 a) { return vaddvq_f32(a.v); }
 inline double reduce_add(F64 a) { return vaddvq_f64(a.v); }
 
+// Lanes k and k + N/2 exchanged.
+inline F32 swap_halves(F32 a) { return {vextq_f32(a.v, a.v, 2)}; }
 inline F64 widen_lo(F32 a) { return {vcvt_f64_f32(vget_low_f32(a.v))}; }
 inline F64 widen_hi(F32 a) { return {vcvt_high_f64_f32(a.v)}; }
 

@@ -14,6 +14,7 @@ struct Lane {
   using Mask = bool;
   static constexpr std::size_t N = 1;
   static constexpr bool has_fma = false;
+  static constexpr bool has_masked_memory = false;
   T v;
   static Lane load(const T* p) { return {*p}; }
   static Lane splat(T x) { return {x}; }

@@ -15,6 +15,7 @@ struct F32 {
   using Mask = M32;
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = false;
+  static constexpr bool has_masked_memory = false;
   __m128 v;
   static F32 load(const float* p) { return {_mm_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm_set1_ps(x)}; }
@@ -24,6 +25,7 @@ struct F64 {
   using Mask = M64;
   static constexpr std::size_t N = 2;
   static constexpr bool has_fma = false;
+  static constexpr bool has_masked_memory = false;
   __m128d v;
   static F64 load(const double* p) { return {_mm_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm_set1_pd(x)}; }
@@ -137,6 +139,8 @@ inline float reduce_add(F32 a) {
 }
 inline double reduce_add(F64 a) { return _mm_cvtsd_f64(_mm_add_sd(a.v, _mm_unpackhi_pd(a.v, a.v))); }
 
+// Lanes k and k + N/2 exchanged.
+inline F32 swap_halves(F32 a) { return {_mm_shuffle_ps(a.v, a.v, _MM_SHUFFLE(1, 0, 3, 2))}; }
 inline F64 widen_lo(F32 a) { return {_mm_cvtps_pd(a.v)}; }
 inline F64 widen_hi(F32 a) { return {_mm_cvtps_pd(_mm_movehl_ps(a.v, a.v))}; }
 
