@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -26,6 +27,19 @@ inline D two_sum_error(D a, D b, D s) {
   const D b_part = s - a;
   return (a - (s - b_part)) + (b - b_part);
 }
+
+// A double sum accumulated by TwoSum, with the compensation added once at the end.
+struct CompensatedSum {
+  double sum = 0, err = 0;
+  // Adds v, and err_v known to be lost from it.
+  void add(double v, double err_v) {
+    const double s = sum + v;
+    err += two_sum_error(sum, v, s) + err_v;
+    sum = s;
+  }
+  // An infinite term makes err NaN (inf - inf); the sum itself is then the answer.
+  double value() const { return std::isnan(err) ? sum : sum + err; }
+};
 
 // Per-lane sums of V vectors, accumulated in double: float lanes are widened (exact) and
 // added in double; double lanes are added with a compensation term (TwoSum, and the exact
@@ -122,13 +136,20 @@ struct WideSum {
       double sums[F64::N], errs[F64::N];
       store(sums, lo);
       store(errs, hi);
-      double s = 0, err = 0;
-      for (std::size_t k = 0; k < F64::N; ++k) {
-        const double t = s + sums[k];
-        err += two_sum_error(s, sums[k], t) + errs[k];
-        s = t;
-      }
-      return std::isnan(err) ? s : s + err;  // an infinite lane makes err NaN; the sum is s (see sum())
+      CompensatedSum acc;
+      for (std::size_t k = 0; k < F64::N; ++k) acc.add(sums[k], errs[k]);
+      return acc.value();
+    }
+  }
+  // Lane k's sum and its compensation (0 for float lanes), for k < V::N: for callers that add
+  // lanes of several vectors into one slice's sum (softmax_narrow_cols).
+  void store_lanes(double* sums, double* errs) const {
+    if constexpr (kFloat) {
+      store_lanes(sums);
+      std::fill(errs, errs + V::N, 0.0);
+    } else {
+      store(sums, lo);
+      store(errs, hi);
     }
   }
   // out[k] = the sum of lane k, for k < V::N.
@@ -774,6 +795,104 @@ void softmax_col_block_maybe_packed(const Elem<V>* x, Elem<V>* y, std::size_t le
   softmax_col_block<V, kLog, K>(buf, kLog ? buf + len * W : buf, len, W, y, stride);
 }
 
+// Fewer than N slices whose rows are contiguous (x is len rows of w < N elements, e.g. axis 0 of a
+// 100000 x 3 array): the array is read as flat vectors, lane l of the vector at offset i holding
+// slice (i + l) mod w. That lane-to-slice map repeats every lcm(w, N) elements, so nv = lcm / N
+// vectors of per-lane maxima, sums and factors cover every slice. Element j of a slice pairs with
+// j + len/2, as in the row kernel: len/2 rows apart is len/2 * w elements, the same lanes of the
+// same map, so results are the row kernel's. (The gather into rows, reduce and scatter this replaces
+// ran at 2.7 TSC cycles per element on 100000 x 3 floats, against 1.1 for the row kernel alone.)
+template <class V, bool kLog>
+void softmax_narrow_cols(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_t w) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const std::size_t nv = w / std::gcd(w, N), period = nv * N, total = len * w;
+  // Per-slice values spread over the nv pattern vectors: lane l of vector v is slice (v N + l) mod w.
+  T pattern[N * N];
+  const auto spread = [&](const T* per_slice) {
+    for (std::size_t k = 0; k < period; ++k) pattern[k] = per_slice[k % w];
+  };
+
+  // Pass 1: the max of each lane over the array, then of each slice over its lanes.
+  V m[N];
+  for (std::size_t v = 0; v < nv; ++v) m[v] = splat<V>(-kInf);
+  std::size_t i = 0;
+  for (; i + period <= total; i += period)
+    for (std::size_t v = 0; v < nv; ++v) m[v] = max(V::load(x + i + v * N), m[v]);
+  for (std::size_t v = 0; i < total; ++v, i += N) m[v] = max(load_tail<V>(x + i, std::min(N, total - i), -kInf), m[v]);
+  T slice_max[N], slice_shift[N];
+  bool slice_nan[N];
+  std::fill(slice_max, slice_max + w, -kInf);
+  for (std::size_t v = 0; v < nv; ++v) {
+    store(pattern + v * N, m[v]);
+    for (std::size_t l = 0; l < N; ++l) {
+      T& sm = slice_max[(v * N + l) % w];
+      const T lane = pattern[v * N + l];
+      if (std::isnan(lane) || lane > sm) sm = std::isnan(sm) ? sm : lane;
+    }
+  }
+  for (std::size_t c = 0; c < w; ++c) {
+    slice_nan[c] = !std::isfinite(slice_max[c]);  // a NaN, +inf, or all -inf slice (as softmax_row_reduce)
+    slice_shift[c] = slice_nan[c] ? T(0) : slice_max[c];
+  }
+  spread(slice_shift);
+  V shift[N];
+  for (std::size_t v = 0; v < nv; ++v) shift[v] = V::load(pattern + v * N);
+
+  // Pass 2: e = exp(x - max), elements len/2 rows apart paired; e kept in y for softmax.
+  WideSum<V> sum[N];
+  const std::size_t paired = len / 2 * w;
+  std::size_t v = 0;
+  for (i = 0; i + N <= paired; i += N, v = v + 1 == nv ? 0 : v + 1) {
+    const V e1 = exp<V, true>(V::load(x + i) - shift[v]), e2 = exp<V, true>(V::load(x + i + paired) - shift[v]);
+    if constexpr (!kLog) store(y + i, e1), store(y + i + paired, e2);
+    sum[v].add_pair(e1, e2);
+  }
+  if (i < paired) {
+    const std::size_t n = paired - i;
+    const V e1 = exp<V, true>(load_tail<V>(x + i, n, -kInf) - shift[v]);
+    const V e2 = exp<V, true>(load_tail<V>(x + i + paired, n, -kInf) - shift[v]);
+    if constexpr (!kLog) store_tail(y + i, n, e1), store_tail(y + i + paired, n, e2);
+    sum[v].add_pair(e1, e2);
+  }
+  if (len % 2 != 0) {  // the last row, alone: its lanes l < w are slices l, as in pattern vector 0
+    const std::size_t at = (len - 1) * w;
+    const V e = exp<V, true>(load_tail<V>(x + at, w, -kInf) - shift[0]);
+    if constexpr (!kLog) store_tail(y + at, w, e);
+    sum[0].add(e);
+  }
+  CompensatedSum slice_acc[N];
+  for (v = 0; v < nv; ++v) {
+    double lanes[WideSum<V>::kLanes], errs[WideSum<V>::kLanes];
+    sum[v].store_lanes(lanes, errs);
+    for (std::size_t l = 0; l < N; ++l) slice_acc[(v * N + l) % w].add(lanes[l], errs[l]);
+  }
+  double slice_sum[N];
+  for (std::size_t c = 0; c < w; ++c) slice_sum[c] = slice_acc[c].value();
+
+  // Pass 3: scale e (or x - max - log(sum)) by each lane's slice factor; NaN slices filled last.
+  T factor[N];
+  for (std::size_t c = 0; c < w; ++c) factor[c] = softmax_row_factor<T, kLog>(slice_sum[c]);
+  spread(factor);
+  V f[N];
+  for (v = 0; v < nv; ++v) f[v] = V::load(pattern + v * N);
+  const auto apply = [&](std::size_t u, V loaded) {
+    if constexpr (kLog) {
+      return (loaded - shift[u]) - f[u];
+    } else {
+      return normalize(loaded, f[u]);
+    }
+  };
+  const T* src = kLog ? x : y;
+  for (i = 0, v = 0; i + N <= total; i += N, v = v + 1 == nv ? 0 : v + 1) store(y + i, apply(v, V::load(src + i)));
+  if (i < total) store_tail(y + i, total - i, apply(v, load_tail<V>(src + i, total - i, 0)));
+  for (std::size_t c = 0; c < w; ++c) {
+    if (!slice_nan[c] && !std::isnan(slice_sum[c])) continue;
+    for (std::size_t j = 0; j < len; ++j) y[j * w + c] = std::numeric_limits<T>::quiet_NaN();
+  }
+}
+
 // Columns too few to fill a vector are gathered (all in one pass over their rows) into
 // contiguous slices, reduced by the row kernel, and scattered back.
 template <class V, bool kLog>
@@ -783,6 +902,7 @@ void softmax_cols_kernel(const Elem<V>* x, Elem<V>* y, std::size_t len, std::siz
       width, [&](std::size_t c) { softmax_col_block_maybe_packed<V, kLog, kColumnVectors>(x + c, y + c, len, stride); },
       [&](std::size_t c) { softmax_col_block_maybe_packed<V, kLog, 1>(x + c, y + c, len, stride); },
       [&](std::size_t c, std::size_t rem) {
+        if (c == 0 && rem == stride) return softmax_narrow_cols<V, kLog>(x, y, len, rem);
         T* buf = column_scratch<T>(rem * len);
         for (std::size_t j = 0; j < len; ++j)
           for (std::size_t l = 0; l < rem; ++l) buf[l * len + j] = x[j * stride + c + l];
