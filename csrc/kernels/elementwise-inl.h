@@ -27,11 +27,12 @@ inline std::size_t streaming_start(const typename V::Elem* y, std::size_t n) {
 }
 
 // x[0..n) (n <= N) in a vector whose other lanes are `pad`, and its first n lanes stored to y[0..n);
-// nothing past n is read or written. Masked loads and stores where the target has them (AVX-512:
+// nothing past n is read or written. n = N is a plain load or store. Masked loads and stores where the target has them (AVX-512:
 // through a stack buffer, each short softmax row's tails stalled on store forwarding, and rows of
 // 16 floats ran 4x slower than on AVX2), else through a buffer.
 template <class V>
 inline FASTACT_INLINE V load_tail(const typename V::Elem* x, std::size_t n, typename V::Elem pad) {
+  if (n == V::N) return V::load(x);
   if constexpr (V::has_masked_memory) {
     return load_partial(x, n, V::splat(pad));
   } else {
@@ -43,6 +44,7 @@ inline FASTACT_INLINE V load_tail(const typename V::Elem* x, std::size_t n, type
 
 template <class V>
 inline FASTACT_INLINE void store_tail(typename V::Elem* y, std::size_t n, V v) {
+  if (n == V::N) return store(y, v);
   if constexpr (V::has_masked_memory) {
     store_partial(y, n, v);
   } else {
