@@ -143,6 +143,19 @@ inline double reduce_add(F64 a) {
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm256_permute2f128_ps(a.v, a.v, 0x01)}; }
+// For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
+// [1, 2) and the exponent an integer-valued double (vector log's range reduction).
+// The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).
+inline F64 exponent_of(F64 x) {
+  const __m256i field = _mm256_srli_epi64(_mm256_castpd_si256(x.v), 52);
+  const __m256d biased = _mm256_castsi256_pd(_mm256_or_si256(field, _mm256_castpd_si256(_mm256_set1_pd(0x1p52))));
+  return {_mm256_sub_pd(biased, _mm256_set1_pd(0x1p52 + 1023))};
+}
+inline F64 significand_of(F64 x) {
+  const __m256i frac = _mm256_and_si256(_mm256_castpd_si256(x.v), _mm256_set1_epi64x(0x000fffffffffffffLL));
+  return {_mm256_castsi256_pd(_mm256_or_si256(frac, _mm256_castpd_si256(_mm256_set1_pd(1.0))))};
+}
+
 inline F64 widen_lo(F32 a) { return {_mm256_cvtps_pd(_mm256_castps256_ps128(a.v))}; }
 inline F64 widen_hi(F32 a) { return {_mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1))}; }
 

@@ -133,6 +133,11 @@ inline double reduce_add(F64 a) { return _mm512_reduce_add_pd(a.v); }
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm512_shuffle_f32x4(a.v, a.v, 0x4e)}; }
+// For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
+// [1, 2) and the exponent an integer-valued double (vector log's range reduction).
+inline F64 exponent_of(F64 x) { return {_mm512_getexp_pd(x.v)}; }
+inline F64 significand_of(F64 x) { return {_mm512_getmant_pd(x.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src)}; }
+
 inline F64 widen_lo(F32 a) { return {_mm512_cvtps_pd(_mm512_castps512_ps256(a.v))}; }
 inline F64 widen_hi(F32 a) {
   return {_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)))};

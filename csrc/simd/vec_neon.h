@@ -107,6 +107,19 @@ inline double reduce_add(F64 a) { return vaddvq_f64(a.v); }
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {vextq_f32(a.v, a.v, 2)}; }
+// For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
+// [1, 2) and the exponent an integer-valued double (vector log's range reduction).
+// The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).
+inline F64 exponent_of(F64 x) {
+  const uint64x2_t field = vshrq_n_u64(vreinterpretq_u64_f64(x.v), 52);
+  const float64x2_t biased = vreinterpretq_f64_u64(vorrq_u64(field, vreinterpretq_u64_f64(vdupq_n_f64(0x1p52))));
+  return {vsubq_f64(biased, vdupq_n_f64(0x1p52 + 1023))};
+}
+inline F64 significand_of(F64 x) {
+  const uint64x2_t frac = vandq_u64(vreinterpretq_u64_f64(x.v), vdupq_n_u64(0x000fffffffffffffULL));
+  return {vreinterpretq_f64_u64(vorrq_u64(frac, vreinterpretq_u64_f64(vdupq_n_f64(1.0))))};
+}
+
 inline F64 widen_lo(F32 a) { return {vcvt_f64_f32(vget_low_f32(a.v))}; }
 inline F64 widen_hi(F32 a) { return {vcvt_high_f64_f32(a.v)}; }
 

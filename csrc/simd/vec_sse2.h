@@ -141,6 +141,19 @@ inline double reduce_add(F64 a) { return _mm_cvtsd_f64(_mm_add_sd(a.v, _mm_unpac
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm_shuffle_ps(a.v, a.v, _MM_SHUFFLE(1, 0, 3, 2))}; }
+// For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
+// [1, 2) and the exponent an integer-valued double (vector log's range reduction).
+// The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).
+inline F64 exponent_of(F64 x) {
+  const __m128i field = _mm_srli_epi64(_mm_castpd_si128(x.v), 52);
+  const __m128d biased = _mm_castsi128_pd(_mm_or_si128(field, _mm_castpd_si128(_mm_set1_pd(0x1p52))));
+  return {_mm_sub_pd(biased, _mm_set1_pd(0x1p52 + 1023))};
+}
+inline F64 significand_of(F64 x) {
+  const __m128i frac = _mm_and_si128(_mm_castpd_si128(x.v), _mm_set1_epi64x(0x000fffffffffffffLL));
+  return {_mm_castsi128_pd(_mm_or_si128(frac, _mm_castpd_si128(_mm_set1_pd(1.0))))};
+}
+
 inline F64 widen_lo(F32 a) { return {_mm_cvtps_pd(a.v)}; }
 inline F64 widen_hi(F32 a) { return {_mm_cvtps_pd(_mm_movehl_ps(a.v, a.v))}; }
 
