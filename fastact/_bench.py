@@ -630,10 +630,20 @@ def copy_callables(case: Case, threads: int, pool: ThreadPoolExecutor | None) ->
 # relu_backward at 2 threads measured 0.55x its 1-thread speed, with torch and onnxruntime timed between.
 SETTLE_SECONDS = 0.02
 
+# After the pause, calls are made untimed for this long before the timed loop. An idle core of a virtual
+# machine is handed back to the host, and the first calls that need it again wait for it: on this
+# 2-core VM each of the first 3-5 two-thread calls took 1-3 ms after a 0.1 s pause (60 us warm), which
+# put fastact's two-thread relu on 1M floats at 0.2x its one-thread speed in some loops.
+WARM_SECONDS = 0.005
+
 
 def _time_loop(fn: Callable[[], Any], loops: int) -> float:
     time.sleep(SETTLE_SECONDS)
     timer = time.perf_counter
+    warm_until = timer() + WARM_SECONDS
+    fn()
+    while timer() < warm_until:
+        fn()
     start = timer()
     for _ in itertools.repeat(None, loops):
         fn()
