@@ -77,6 +77,68 @@ def test_axis_0_at_a_stride_that_aliases_in_cache(name, dtype, target):
         assert_same(inplace, r, f"{rows} x {width}: in place")
 
 
+def _with_specials(x, rng):
+    """x with a NaN, an all -inf slice, a +inf and a -inf in its first slices along axis 0 (as many as
+    it has): each must behave as in a row."""
+    x = x.copy()
+    n, w = x.shape
+    if w > 1:
+        x[rng.integers(n), 0] = np.nan
+    if w > 2:
+        x[:, 1] = -np.inf
+    if w > 3:
+        x[rng.integers(n), 2] = np.inf
+    if w > 4:
+        x[rng.integers(n), 3] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", FAMILY)
+def test_few_contiguous_slices_along_axis_0(name, dtype, target):
+    """Fewer slices than a vector holds, rows contiguous (axis 0 of n x w, w < 16): read as flat vectors
+    whose lanes map to the slices in a repeating pattern (softmax_narrow_cols). Every w < 18 and slice
+    lengths on both sides of the pairing and the pattern's period, with special values in the forward
+    inputs: equal, bit for bit, to the rows of the transpose for float32 (same pairs, sums in double),
+    correct for both dtypes, and the same in place."""
+    rng = np.random.default_rng(17)
+    for w in range(1, 18):
+        for n in (1, 2, 3, 15, 16, 17, 47, 48, 49, 257):
+            args = make_inputs(name, (n, w), dtype, seed=31 * n + w, axis=0)
+            if name in SOFTMAX:
+                args = [_with_specials(args[0], rng)]
+            r = call(name, *args, axis=0)
+            rows = call(name, *[np.ascontiguousarray(a.T) for a in args], axis=-1).T
+            plain = slice(min(w - 1, 4), None) if name in SOFTMAX else slice(None)  # slices without specials
+            if r[:, plain].size:
+                assert_correct(name, r[:, plain], *[a[:, plain] for a in args], axis=0)
+            if dtype == "float32":
+                assert_same(r, rows, f"{n} x {w}: axis 0 against the rows of the transpose")
+            inplace = args[0].copy()
+            call(name, inplace, *args[1:], axis=0, out=inplace)
+            assert_same(inplace, r, f"{n} x {w}: in place")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_rows_of_one_vector_with_special_values(name, dtype, target):
+    """A row of exactly one vector (4, 8 or 16 elements by target) sums its two halves as pairs
+    (WideSum::add_halves): with NaN, +inf, -inf and all -inf rows it must give what the column kernel
+    gives for the same slices (float32: the same bits), and NaN, 0 or -inf where the rules say."""
+    rng = np.random.default_rng(23)
+    for n in (2, 4, 8, 16, 32):
+        (x,) = make_inputs(name, (n, 6), dtype, seed=n, axis=0)
+        x = _with_specials(x, rng)
+        rows = call(name, np.ascontiguousarray(x.T), axis=-1)
+        cols = call(name, x, axis=0).T
+        if dtype == "float32":
+            assert_same(rows, cols, f"rows of {n}")
+        assert np.isnan(rows[0]).all() and np.isnan(rows[1]).all() and np.isnan(rows[2]).all()
+        assert not np.isnan(rows[3]).any()
+        assert (rows[3][np.isneginf(x[:, 3])] == (-np.inf if name == "log_softmax" else 0)).all()
+        assert_correct(name, rows[4:], np.ascontiguousarray(x.T)[4:], axis=-1)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", FAMILY)
 def test_every_slice_length(name, dtype, target):
