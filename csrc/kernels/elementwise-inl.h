@@ -27,9 +27,9 @@ inline std::size_t streaming_start(const typename V::Elem* y, std::size_t n) {
 }
 
 // x[0..n) (n <= N) in a vector whose other lanes are `pad`, and its first n lanes stored to y[0..n);
-// nothing past n is read or written. n = N is a plain load or store. Masked loads and stores where the target has them (AVX-512:
-// through a stack buffer, each short softmax row's tails stalled on store forwarding, and rows of
-// 16 floats ran 4x slower than on AVX2), else through a buffer.
+// nothing past n is read or written. n = N is a plain load or store. Masked loads and stores where
+// the target has them, else a stack buffer: a vector load of a buffer just written element by
+// element waits for the stores (no store forwarding), the hottest spot of short softmax rows.
 template <class V>
 inline FASTACT_INLINE V load_tail(const typename V::Elem* x, std::size_t n, typename V::Elem pad) {
   if (n == V::N) return V::load(x);

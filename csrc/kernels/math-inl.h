@@ -193,8 +193,8 @@ inline FASTACT_INLINE V expm1_nonnegative(V x) {
 // e^x for a vector with a lane outside exp_normal's range. Lanes below exp_lo, whose e^x rounds to 0
 // (-inf among them: softmax pads, masked logits), are 0 and their exp_normal is discarded, so only a
 // lane whose result is subnormal or overflows takes exp_two_step: its subnormal intermediates cost
-// microcode assists (x86) of about 100 cycles a vector, which made the -inf padding of short softmax
-// rows 3x slower than the rows themselves. NaN propagates (lt is false for NaN).
+// microcode assists (x86) of about 100 cycles a vector; the -inf padding of every short softmax row
+// took that path. NaN propagates (lt is false for NaN).
 template <class V>
 inline FASTACT_INLINE V exp_outside_normal(V x) {
   using C = MathConsts<typename V::Elem>;
