@@ -9,6 +9,8 @@ from conftest import (LAYOUTS, SECOND_ARG, SOFTMAX, SOFTMAX_BACKWARD, assert_cor
                       make_inputs)
 from numpy.exceptions import AxisError
 
+import fastact
+
 FAMILY = SOFTMAX + SOFTMAX_BACKWARD
 AXES = {"0": 0, "1": 1, "2": 2, "m1": -1, "m2": -2, "m3": -3, "None": None, "0_2": (0, 2), "1_2": (1, 2),
         "m1_0": (-1, 0), "0_1_2": (0, 1, 2)}
@@ -326,3 +328,28 @@ def test_rows_sum_to_one(name, dtype, target):
         p = y if name == "softmax" else np.exp(y)
         tol = 8 * np.finfo(dtype).eps * max(1, np.sqrt(n))
         assert np.all(np.abs(p.sum(axis=-1) - 1) <= tol)
+
+
+def test_log_softmax_of_equal_logits_is_minus_log_of_the_length(target):
+    """n equal logits sum to exactly n, so log_softmax is -log(n): for float32 the vector log of the
+    sums (log_for_float: exponent/significand split, atanh series), rounded once, must give the
+    correctly rounded -log(n) for every n up to 4096 and around every power of two and sqrt(2) times
+    one up to 2^21, along the last axis (row batches and long rows) and axis 0 (column blocks)."""
+    lengths = set(range(1, 4097))
+    for k in range(12, 22):
+        for base in (2 ** k, round(2 ** k * np.sqrt(2))):
+            lengths.update(range(base - 2, base + 3))
+    short = [n for n in sorted(lengths) if n <= 4096]
+    for n in short[::7] + [n for n in sorted(lengths) if n > 4096]:
+        want = np.float32(-np.log(np.float64(n)))
+        row = fastact.log_softmax(np.zeros((1, n), np.float32))
+        assert row[0, 0] == want and row[0, -1] == want, f"rows of {n}: {row[0, 0]!r} != {want!r}"
+    # every short length at once, as a batch of rows per length and as columns
+    for n in short:
+        if n % 97 == 0:
+            cols = fastact.log_softmax(np.zeros((n, 5), np.float32), axis=0)
+            assert (cols == np.float32(-np.log(np.float64(n)))).all(), f"axis 0, {n} rows"
+    batch = [fastact.log_softmax(np.zeros((3, n), np.float32))[1, 0] for n in short]
+    want = np.float32(-np.log(np.asarray(short, np.float64)))
+    bad = np.flatnonzero(np.asarray(batch) != want)
+    assert bad.size == 0, f"lengths {[short[i] for i in bad[:5]]}: {np.asarray(batch)[bad[:5]]} != {want[bad[:5]]}"
