@@ -15,6 +15,13 @@ every constant in that header can be reproduced:
 * The Cody-Waite split ln2 = kLn2Hi + kLn2Lo for that range reduction: kLn2Hi
   has enough trailing zero bits that n*kLn2Hi is exact for every exponent n
   the kernels can produce.
+* The table form of float32 exp, for targets with a one-instruction lane
+  permute (AVX-512): e^x = 2^k * 2^(j/16) * e^r with x = (16k + j) ln2/16 + r,
+  |r| <= ln(2)/32 (widened to 0.0218), 2^(j/16) looked up in a 16-entry table
+  (kExp2Table16F32, each entry rounded to float, and what that rounding lost,
+  kExp2Table16LoF32, rounded too), e^r ~= 1 + r + r^2 * Q(r)
+  with Q = kExpTable16F32, and its own Cody-Waite split (kLn2HiTable16F32 has
+  fewer bits: the multiplier n/16 has four more).
 
 How
 ---
@@ -74,6 +81,11 @@ EXP_LIMIT = 0.3476
 # Cody-Waite: largest |n| in r = x - n*ln2 for each precision.
 CODY_WAITE_N_MAX = {"f32": 160, "f64": 1100}
 
+# The table form of float32 exp: 2^EXP_TABLE_BITS entries, so |r| <= ln(2)/32 ~= 0.02166,
+# plus slack, and multipliers n/16 with |n| up to 16 times the float32 n_max.
+EXP_TABLE_BITS = 4
+EXP_TABLE_LIMIT = 0.0218
+
 FIT_GRID_POINTS = 3000        # Remez search grid (Chebyshev-distributed)
 MEASURE_GRID_POINTS = 20001   # verification grid (uniform, endpoints included)
 MAX_DEGREE = 16
@@ -104,6 +116,7 @@ class Problem:
     approx: Callable[[Sequence, mpmath.mpf], mpmath.mpf]
     form: str        # human-readable form of the approximation
     domain: str      # human-readable domain (filled with C literals)
+    precisions: tuple[str, ...] = ("f32", "f64")
 
 
 def horner(coeffs: Sequence, t):
@@ -140,6 +153,8 @@ def exp_approx(coeffs, r):
 
 def make_problems() -> dict[str, Problem]:
     exp_lim = mpmath.mpf(EXP_LIMIT)
+    table_lim = mpmath.mpf(EXP_TABLE_LIMIT)
+    assert table_lim >= mpmath.ln2 / 2 ** (EXP_TABLE_BITS + 1)
     return {
         "exp": Problem(
             name="exp",
@@ -149,6 +164,16 @@ def make_problems() -> dict[str, Problem]:
             reference=mpmath.exp, approx=exp_approx,
             form="exp(r) ~= 1 + r + r^2*Q(r)",
             domain=f"|r| <= {EXP_LIMIT} (>= ln(2)/2 + 1e-3)",
+        ),
+        "exp_table16": Problem(
+            name="exp_table16",
+            fit_lo=-table_lim, fit_hi=table_lim,
+            target=exp_target, weight=exp_weight,
+            measure_lo=-table_lim, measure_hi=table_lim,
+            reference=mpmath.exp, approx=exp_approx,
+            form="exp(r) ~= 1 + r + r^2*Q(r) (table form)",
+            domain=f"|r| <= {EXP_TABLE_LIMIT} (>= ln(2)/32)",
+            precisions=("f32",),
         ),
     }
 
@@ -445,7 +470,7 @@ def choose_degrees(problem: Problem) -> dict[str, Choice]:
         minimax = log2(fit.max_error)
         cells = {}
         for prec in ("f32", "f64"):
-            if prec in chosen or minimax > BUDGET_LOG2[prec]:
+            if prec not in problem.precisions or prec in chosen or minimax > BUDGET_LOG2[prec]:
                 cells[prec] = "-"
                 continue
             plain = [round_to(c, prec) for c in fit.coeffs]
@@ -458,7 +483,7 @@ def choose_degrees(problem: Problem) -> dict[str, Choice]:
                 chosen[prec] = Choice(problem, prec, degree, best, minimax, best_err)
                 cells[prec] += "*"
         print(f"   {degree:>3}  {minimax:>8.2f}  {cells['f32']:>15}  {cells['f64']:>15}")
-        if len(chosen) == 2:
+        if len(chosen) == len(problem.precisions):
             return chosen
     raise RuntimeError(f"{problem.name}: no degree <= {MAX_DEGREE} meets the budgets")
 
@@ -471,9 +496,10 @@ class CodyWaite:
     n_checked: int
     trailing_zeros: int
     split_error: mpmath.mpf      # |hi + lo - ln2|
+    name: str = ""               # suffix of the C names after "kLn2Hi"/"kLn2Lo"
 
 
-def cody_waite(precision: str) -> CodyWaite:
+def cody_waite(precision: str, n_max: int | None = None, name: str = "") -> CodyWaite:
     """Split ln2 = hi + lo, hi having enough trailing zero bits for n*hi to be exact.
 
     hi is ln2 rounded to (significand - bits of n_max) bits, lo is ln2 - hi
@@ -481,7 +507,7 @@ def cody_waite(precision: str) -> CodyWaite:
     |n| < 2^(bits of n_max), a range that includes |n| <= n_max.
     """
     bits = SIGNIFICAND_BITS[precision]
-    n_bits = CODY_WAITE_N_MAX[precision].bit_length()
+    n_bits = (CODY_WAITE_N_MAX[precision] if n_max is None else n_max).bit_length()
     hi_bits = bits - n_bits
     with mpmath.workprec(hi_bits):
         hi = float(+mpmath.ln2)
@@ -495,14 +521,43 @@ def cody_waite(precision: str) -> CodyWaite:
         if not fits_in(n * hi_fr, bits):
             raise AssertionError(f"{precision}: {n} * ln2_hi is not exact")
     split_error = abs(mpmath.mpf(hi) + mpmath.mpf(lo) - mpmath.ln2)
-    return CodyWaite(precision, hi, lo, n_checked, trailing, split_error)
+    return CodyWaite(precision, hi, lo, n_checked, trailing, split_error,
+                     name or ("F32" if precision == "f32" else "F64"))
 
 
-ARRAY_NAMES = {("exp", "f32"): "kExpF32", ("exp", "f64"): "kExpF64"}
+@dataclass
+class Exp2Table:
+    entries: list[float]         # 2^(j/size) rounded to float32
+    lows: list[float]            # 2^(j/size) - entries[j], rounded to float32
+    max_rel_error: mpmath.mpf    # of the rounding, over the entries
+    max_rel_error_hi_lo: mpmath.mpf   # of entries[j] + lows[j]
+
+
+def exp2_table(bits: int) -> Exp2Table:
+    """2^(j/2^bits) for j < 2^bits, each rounded to float32 once, from 50 digits."""
+    size = 1 << bits
+    entries, lows, worst, worst_hi_lo = [], [], mpmath.mpf(0), mpmath.mpf(0)
+    for j in range(size):
+        exact = mpmath.power(2, mpmath.mpf(j) / size)
+        entry = round_to(exact, "f32")
+        low = round_to(exact - entry, "f32")
+        entries.append(entry)
+        lows.append(low)
+        worst = max(worst, abs((mpmath.mpf(entry) - exact) / exact))
+        worst_hi_lo = max(worst_hi_lo, abs((mpmath.mpf(entry) + low - exact) / exact))
+    return Exp2Table(entries, lows, worst, worst_hi_lo)
+
+
+ARRAY_NAMES = {("exp", "f32"): "kExpF32", ("exp", "f64"): "kExpF64",
+               ("exp_table16", "f32"): "kExpTable16F32"}
 C_TYPES = {"f32": "float", "f64": "double"}
 
 
-def render_header(choices: list[Choice], splits: list[CodyWaite]) -> str:
+def suffix_default(precision: str) -> str:
+    return "F32" if precision == "f32" else "F64"
+
+
+def render_header(choices: list[Choice], splits: list[CodyWaite], table: Exp2Table) -> str:
     lines = [
         "#pragma once",
         "// Generated by tools/fit_coefficients.py; do not edit by hand.",
@@ -525,16 +580,36 @@ def render_header(choices: list[Choice], splits: list[CodyWaite]) -> str:
         lines.append("")
     for cw in splits:
         single = cw.precision == "f32"
-        suffix = "F32" if single else "F64"
+        suffix = cw.name
         hi_lit, lo_lit = hex_literal(cw.hi, single), hex_literal(cw.lo, single)
         check_literal(hi_lit, cw.hi, single)
         check_literal(lo_lit, cw.lo, single)
         lines.append(f"// Cody-Waite ln2 = Hi + Lo ({C_TYPES[cw.precision]}): Hi has {cw.trailing_zeros} trailing zero "
                      f"bits, so n*Hi is exact for |n| <= {cw.n_checked}; |Hi + Lo - ln2| = 2^{log2(cw.split_error):.2f}")
+        if cw.name != suffix_default(cw.precision):
+            lines.append(f"// (for the table form: n/{1 << EXP_TABLE_BITS} * Hi is exact as n * Hi is)")
         ctype = C_TYPES[cw.precision]
         lines.append(f"inline constexpr {ctype} kLn2Hi{suffix} = {hi_lit};")
         lines.append(f"inline constexpr {ctype} kLn2Lo{suffix} = {lo_lit};")
         lines.append("")
+    literals = [hex_literal(v, True) for v in table.entries]
+    for lit, v in zip(literals, table.entries):
+        check_literal(lit, v, True)
+    lines.append(f"// 2^(j/{len(table.entries)}) for j < {len(table.entries)}, rounded to float: max rel. error "
+                 f"2^{log2(table.max_rel_error):.2f}")
+    lines.append(f"inline constexpr float kExp2Table{len(table.entries)}F32[] = {{")
+    lines.extend(f"    {lit}," for lit in literals)
+    lines.append("};")
+    lines.append("")
+    low_literals = [hex_literal(v, True) for v in table.lows]
+    for lit, v in zip(low_literals, table.lows):
+        check_literal(lit, v, True)
+    lines.append(f"// 2^(j/{len(table.entries)}) - kExp2Table{len(table.entries)}F32[j], rounded to float: the two "
+                 f"together have max rel. error 2^{log2(table.max_rel_error_hi_lo):.2f}")
+    lines.append(f"inline constexpr float kExp2Table{len(table.entries)}LoF32[] = {{")
+    lines.extend(f"    {lit}," for lit in low_literals)
+    lines.append("};")
+    lines.append("")
     lines.append("}  // namespace fastact::coeff")
     return "\n".join(lines) + "\n"
 
@@ -552,9 +627,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     choices: list[Choice] = []
     for problem in make_problems().values():
         picked = choose_degrees(problem)
-        choices += [picked["f32"], picked["f64"]]
+        choices += [picked[prec] for prec in problem.precisions]
 
-    splits = [cody_waite("f32"), cody_waite("f64")]
+    table_n_max = CODY_WAITE_N_MAX["f32"] << EXP_TABLE_BITS
+    splits = [cody_waite("f32"), cody_waite("f64"),
+              cody_waite("f32", table_n_max, f"Table{1 << EXP_TABLE_BITS}F32")]
+    table = exp2_table(EXP_TABLE_BITS)
     print("\n== Cody-Waite ln2 split (exactness of n*Hi verified)")
     for cw in splits:
         single = cw.precision == "f32"
@@ -562,7 +640,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"exact for |n| <= {cw.n_checked}), Lo = {hex_literal(cw.lo, single)}, "
               f"|Hi+Lo-ln2| = 2^{log2(cw.split_error):.2f}")
 
-    header = render_header(choices, splits)   # also round-trip checks every literal
+    print(f"\n== 2^(j/{len(table.entries)}) table: entries rounded to float32, max rel. error "
+          f"2^{log2(table.max_rel_error):.2f}; with the low parts 2^{log2(table.max_rel_error_hi_lo):.2f}")
+
+    header = render_header(choices, splits, table)   # also round-trip checks every literal
     print("\n== Summary (all hex literals round-trip through float.fromhex)")
     for ch in choices:
         print(f"   {ARRAY_NAMES[(ch.problem.name, ch.precision)]:9} degree {ch.degree:2}  "

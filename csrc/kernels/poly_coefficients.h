@@ -25,6 +25,12 @@ inline constexpr double kExpF64[] = {
     0x1.ad9b414fb84dcp-26,
 };
 
+// exp(r) ~= 1 + r + r^2*Q(r) (table form), Q = kExpTable16F32 (degree 1, lowest first), |r| <= 0.0218 (>= ln(2)/32); max rel. error (these coefficients, exact arithmetic) 2^-29.19
+inline constexpr float kExpTable16F32[] = {
+    0x1.000226p-1f,
+    0x1.55564ep-3f,
+};
+
 // Cody-Waite ln2 = Hi + Lo (float): Hi has 9 trailing zero bits, so n*Hi is exact for |n| <= 255; |Hi + Lo - ln2| = 2^-44.05
 inline constexpr float kLn2HiF32 = 0x1.62e4p-1f;
 inline constexpr float kLn2LoF32 = 0x1.7f7d1cp-20f;
@@ -32,5 +38,50 @@ inline constexpr float kLn2LoF32 = 0x1.7f7d1cp-20f;
 // Cody-Waite ln2 = Hi + Lo (double): Hi has 11 trailing zero bits, so n*Hi is exact for |n| <= 2047; |Hi + Lo - ln2| = 2^-102.02
 inline constexpr double kLn2HiF64 = 0x1.62e42fefa38p-1;
 inline constexpr double kLn2LoF64 = 0x1.ef35793c7673p-45;
+
+// Cody-Waite ln2 = Hi + Lo (float): Hi has 12 trailing zero bits, so n*Hi is exact for |n| <= 4095; |Hi + Lo - ln2| = 2^-39.14
+// (for the table form: n/16 * Hi is exact as n * Hi is)
+inline constexpr float kLn2HiTable16F32 = 0x1.62ep-1f;
+inline constexpr float kLn2LoTable16F32 = 0x1.0bfbe8p-15f;
+
+// 2^(j/16) for j < 16, rounded to float: max rel. error 2^-24.33
+inline constexpr float kExp2Table16F32[] = {
+    0x1p+0f,
+    0x1.0b5586p+0f,
+    0x1.172b84p+0f,
+    0x1.2387a6p+0f,
+    0x1.306fep+0f,
+    0x1.3dea64p+0f,
+    0x1.4bfdaep+0f,
+    0x1.5ab07ep+0f,
+    0x1.6a09e6p+0f,
+    0x1.7a1148p+0f,
+    0x1.8ace54p+0f,
+    0x1.9c4918p+0f,
+    0x1.ae89fap+0f,
+    0x1.c199bep+0f,
+    0x1.d5818ep+0f,
+    0x1.ea4afap+0f,
+};
+
+// 2^(j/16) - kExp2Table16F32[j], rounded to float: the two together have max rel. error 2^-49.26
+inline constexpr float kExp2Table16LoF32[] = {
+    0x0p+0f,
+    0x1.9f3122p-25f,
+    -0x1.c15742p-27f,
+    0x1.ceac48p-25f,
+    0x1.4636e2p-25f,
+    0x1.824684p-25f,
+    -0x1.593abcp-25f,
+    -0x1.5bd5ecp-27f,
+    0x1.9fcef4p-26f,
+    -0x1.829fdp-25f,
+    0x1.15506ep-27f,
+    0x1.51f848p-27f,
+    -0x1.a94b14p-26f,
+    -0x1.3d56b2p-27f,
+    -0x1.822dbcp-27f,
+    0x1.52486cp-27f,
+};
 
 }  // namespace fastact::coeff

@@ -15,6 +15,7 @@ struct F32 {
   static constexpr std::size_t N = 8;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
+  static constexpr bool has_exp_table = false;
   __m256 v;
   static F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm256_set1_ps(x)}; }
@@ -25,6 +26,7 @@ struct F64 {
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
+  static constexpr bool has_exp_table = false;
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm256_set1_pd(x)}; }

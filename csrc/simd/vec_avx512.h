@@ -16,6 +16,8 @@ struct F32 {
   static constexpr std::size_t N = 16;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
+  // A 16-lane permute and vscalefps: exp in its table form (math-inl.h, exp_table16).
+  static constexpr bool has_exp_table = true;
   __m512 v;
   static F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm512_set1_ps(x)}; }
@@ -26,6 +28,7 @@ struct F64 {
   static constexpr std::size_t N = 8;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
+  static constexpr bool has_exp_table = false;
   __m512d v;
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
@@ -109,6 +112,11 @@ inline F64 pow2i(F64 n) {
 // 2^k from the low bits of t's representation, read as a biased exponent (see exp).
 inline F32 pow2_from_low_bits(F32 t) { return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t.v), 23))}; }
 inline F64 pow2_from_low_bits(F64 t) { return {_mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t.v), 52))}; }
+
+// exp's table form: lane i of `table` at the index held in the low four bits of the representation
+// of index's lane i; and a * 2^floor(k), rounded once (subnormal results included, overflow to inf).
+inline F32 lookup16(F32 table, F32 index) { return {_mm512_permutexvar_ps(_mm512_castps_si512(index.v), table.v)}; }
+inline F32 scale_by_pow2(F32 a, F32 k) { return {_mm512_scalef_ps(a.v, k.v)}; }
 
 inline M32 lt(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
 inline M32 le(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }

@@ -15,6 +15,7 @@ struct F32 {
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = false;
+  static constexpr bool has_exp_table = false;
   float32x4_t v;
   static F32 load(const float* p) { return {vld1q_f32(p)}; }
   static F32 splat(float x) { return {vdupq_n_f32(x)}; }
@@ -25,6 +26,7 @@ struct F64 {
   static constexpr std::size_t N = 2;
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = false;
+  static constexpr bool has_exp_table = false;
   float64x2_t v;
   static F64 load(const double* p) { return {vld1q_f64(p)}; }
   static F64 splat(double x) { return {vdupq_n_f64(x)}; }

@@ -15,6 +15,7 @@ struct Lane {
   static constexpr std::size_t N = 1;
   static constexpr bool has_fma = false;
   static constexpr bool has_masked_memory = false;
+  static constexpr bool has_exp_table = false;
   T v;
   static Lane load(const T* p) { return {*p}; }
   static Lane splat(T x) { return {x}; }

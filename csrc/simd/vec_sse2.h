@@ -16,6 +16,7 @@ struct F32 {
   static constexpr std::size_t N = 4;
   static constexpr bool has_fma = false;
   static constexpr bool has_masked_memory = false;
+  static constexpr bool has_exp_table = false;
   __m128 v;
   static F32 load(const float* p) { return {_mm_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm_set1_ps(x)}; }
@@ -26,6 +27,7 @@ struct F64 {
   static constexpr std::size_t N = 2;
   static constexpr bool has_fma = false;
   static constexpr bool has_masked_memory = false;
+  static constexpr bool has_exp_table = false;
   __m128d v;
   static F64 load(const double* p) { return {_mm_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm_set1_pd(x)}; }
