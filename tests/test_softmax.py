@@ -10,6 +10,7 @@ from conftest import (LAYOUTS, SECOND_ARG, SOFTMAX, SOFTMAX_BACKWARD, assert_cor
 from numpy.exceptions import AxisError
 
 import fastact
+from fastact import _accuracy
 
 FAMILY = SOFTMAX + SOFTMAX_BACKWARD
 AXES = {"0": 0, "1": 1, "2": 2, "m1": -1, "m2": -2, "m3": -3, "None": None, "0_2": (0, 2), "1_2": (1, 2),
@@ -353,3 +354,27 @@ def test_log_softmax_of_equal_logits_is_minus_log_of_the_length(target):
     want = np.float32(-np.log(np.asarray(short, np.float64)))
     bad = np.flatnonzero(np.asarray(batch) != want)
     assert bad.size == 0, f"lengths {[short[i] for i in bad[:5]]}: {np.asarray(batch)[bad[:5]]} != {want[bad[:5]]}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exp_across_its_range_inside_softmax(dtype, target):
+    """softmax([0, d]) = e^d / (1 + e^d), where 1 + e^d rounds to 1 for d below -40, so these rows
+    check the kernels' exp itself, to 1.5 ULP, subnormal results included (in one long row, the float64
+    sum of all of them is not 1: 2 ULP, its division added): every d from -110 to -40
+    in steps finer than the table form's (ln2/16, see math-inl.h exp_table16), plus both sides of each
+    reduction boundary, of the underflow thresholds (-87.3, -103.97, -104) and -inf. As rows of 2 (row
+    batches), as a 2-row axis 0 (columns) and as one long row (the exp loops that store e)."""
+    dt = np.dtype(dtype)
+    edges = [k * np.log(2) / 16 + s for k in range(-2600, -900) for s in (-1e-5, 0.0, 1e-5)]
+    edges += [-87.3365, -87.3366, -103.972, -103.973, -104.0, -104.0001, -np.inf]
+    d = np.concatenate([np.linspace(-110.0, -40.0, 200_003), edges]).astype(dt)
+    with np.errstate(under="ignore"):
+        e = np.exp(d.astype(np.longdouble))
+    for label, y, want, bound in (
+            ("rows of 2", fastact.softmax(np.stack([np.zeros_like(d), d], axis=1))[:, 1], e / (1 + e), 1.5),
+            ("axis 0", fastact.softmax(np.stack([np.zeros_like(d), d]), axis=0)[1], e / (1 + e), 1.5),
+            ("one row", fastact.softmax(np.concatenate([[0], d]).astype(dt))[1:], e / (1 + e.sum()), 2.0)):
+        err = _accuracy.ulp_error(y, want)
+        worst = int(np.argmax(err))
+        assert err[worst] <= bound, (f"{label}: softmax at {d[worst]!r} = {y[worst]!r}, {err[worst]:.2f} ULP "
+                                     f"[{target}]")
