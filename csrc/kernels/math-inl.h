@@ -214,15 +214,16 @@ inline FASTACT_INLINE V exp_outside_normal(V x) {
 // rows of 1024 floats, 0.50 -> 0.38 TSC cycles per element. The table's rounding (2^-24.3) makes it
 // about 1.06 ulp, 0.06 more than exp_normal, which softmax's 4-ulp bound affords; kLowParts adds what
 // the rounding lost (a second permute and an add: 0.43 cycles), for about 0.55 ulp, which sigmoid's
-// quotient needs. x is clamped to [exp_lo, exp_hi] first (-inf gives 0); NaN propagates (max and min
-// return their second operand for NaN).
-template <class V, bool kLowParts>
+// quotient needs. x is clamped to [exp_lo, exp_hi] first (-inf gives 0; kNonPositive: x <= 0 needs
+// no upper clamp); NaN propagates (max and min return their second operand for NaN).
+template <class V, bool kLowParts, bool kNonPositive>
 inline FASTACT_INLINE V exp_table16(V x) {
   static_assert(std::is_same_v<typename V::Elem, float> && V::N == 16, "a table of 16 floats");
   using C = MathConsts<float>;
   // t's low bits hold n = round(16 x / ln2) (magic-number rounding: the bias's low bits are 0).
   constexpr float bias = 0x1.8p23f;
-  x = min(splat<V>(C::exp_hi), max(splat<V>(C::exp_lo), x));
+  x = max(splat<V>(C::exp_lo), x);
+  if constexpr (!kNonPositive) x = min(splat<V>(C::exp_hi), x);
   const V t = mul_add(x, splat<V>(16 * C::log2e), splat<V>(bias));
   const V n16 = mul_add(t, splat<V>(1.0f / 16), splat<V>(-bias / 16));  // n/16, exact
   V r = mul_add(n16, splat<V>(-coeff::kLn2HiTable16F32), x);            // exact (Cody-Waite)
@@ -247,7 +248,7 @@ inline FASTACT_INLINE V exp_table16(V x) {
 template <class V, bool kNonPositive = false, bool kCloser = false>
 inline FASTACT_INLINE V exp(V x) {
   using C = MathConsts<typename V::Elem>;
-  if constexpr (V::has_exp_table) return exp_table16<V, kCloser>(x);
+  if constexpr (V::has_exp_table) return exp_table16<V, kCloser, kNonPositive>(x);
   const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
   if (any(outside)) return exp_outside_normal(x);
   return exp_normal(x);
