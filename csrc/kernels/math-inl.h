@@ -210,22 +210,25 @@ inline FASTACT_INLINE V exp_outside_normal(V x) {
 // e^x = 2^k T[j] (1 + r + r^2 Q(r)): T[j] = 2^(j/16) is one permute of a 16-entry table, Q has degree
 // 1 (r is 16 times narrower than exp_normal's), and vscalefps applies 2^k, rounding a subnormal
 // result once and overflowing to inf, so no lane needs a range check or another path. 7 multiply-adds
-// a vector where exp_normal takes 10 plus the range check's compare and branch: softmax's exp loop on
-// rows of 1024 floats, 0.50 -> 0.38 TSC cycles per element. The table's rounding (2^-24.3) makes it
-// about 1.06 ulp, 0.06 more than exp_normal, which softmax's 4-ulp bound affords; kLowParts adds what
-// the rounding lost (a second permute and an add: 0.43 cycles), for about 0.55 ulp, which sigmoid's
-// quotient needs. x is clamped to [exp_lo, exp_hi] first (-inf gives 0; kNonPositive: x <= 0 needs
-// no upper clamp); NaN propagates (max and min return their second operand for NaN).
+// and a vscalefps a vector, where exp_normal takes 10, a shift and the range check's compare and
+// branch: softmax's exp loop on rows of 1024 floats, 0.50 -> 0.38 TSC cycles per element. The table's
+// rounding (2^-24.3) makes it about 1.06 ulp, 0.06 more than exp_normal, which softmax's 4-ulp bound
+// affords; kLowParts adds what the rounding lost (a second permute and an add: 0.43 cycles), for
+// about 0.55 ulp, which sigmoid's quotient needs. x is clamped to [exp_lo, exp_hi] first (-inf gives
+// 0; kNonPositive: x <= 0 needs no upper clamp); NaN propagates (max and min return their second
+// operand for NaN).
 template <class V, bool kLowParts, bool kNonPositive>
 inline FASTACT_INLINE V exp_table16(V x) {
   static_assert(std::is_same_v<typename V::Elem, float> && V::N == 16, "a table of 16 floats");
   using C = MathConsts<float>;
-  // t's low bits hold n = round(16 x / ln2) (magic-number rounding: the bias's low bits are 0).
-  constexpr float bias = 0x1.8p23f;
+  // Magic-number rounding to a multiple of 1/16: t's ulp is 1/16, so t = bias + n/16 for
+  // n = round(16 x / ln2), and the low four bits of t's representation are n mod 16 (the bias's are 0).
+  // n/16 is then an exact subtraction (an add, which leaves the multiply-adds' pipes alone on Zen 4).
+  constexpr float bias = 0x1.8p19f;
   x = max(splat<V>(C::exp_lo), x);
   if constexpr (!kNonPositive) x = min(splat<V>(C::exp_hi), x);
-  const V t = mul_add(x, splat<V>(16 * C::log2e), splat<V>(bias));
-  const V n16 = mul_add(t, splat<V>(1.0f / 16), splat<V>(-bias / 16));  // n/16, exact
+  const V t = mul_add(x, splat<V>(C::log2e), splat<V>(bias));
+  const V n16 = t - splat<V>(bias);
   V r = mul_add(n16, splat<V>(-coeff::kLn2HiTable16F32), x);            // exact (Cody-Waite)
   r = mul_add(n16, splat<V>(-coeff::kLn2LoTable16F32), r);
   const V table = V::load(coeff::kExp2Table16F32);
