@@ -27,6 +27,7 @@ struct F64 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_reduce_add_rows8 = false;
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm256_set1_pd(x)}; }

@@ -29,9 +29,12 @@ struct F64 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_reduce_add_rows8 = true;
   __m512d v;
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
+  // Eight rows' reduce_add at once (defined below reduce_add).
+  static void reduce_add_rows8(const double* lanes, double* out);
 };
 
 inline void store(float* p, F32 a) { _mm512_storeu_ps(p, a.v); }
@@ -137,7 +140,30 @@ inline bool any(M64 m) { return m.m != 0; }
 inline float reduce_max(F32 a) { return _mm512_reduce_max_ps(a.v); }
 inline double reduce_max(F64 a) { return _mm512_reduce_max_pd(a.v); }
 inline float reduce_add(F32 a) { return _mm512_reduce_add_ps(a.v); }
-inline double reduce_add(F64 a) { return _mm512_reduce_add_pd(a.v); }
+// Lanes k + k+4, then k + k+2, then 0 + 1: spelled out, as reduce_add_rows8 repeats these additions.
+inline double reduce_add(F64 a) {
+  const __m256d quads = _mm256_add_pd(_mm512_extractf64x4_pd(a.v, 1), _mm512_castpd512_pd256(a.v));
+  const __m128d pairs = _mm_add_pd(_mm256_extractf128_pd(quads, 1), _mm256_castpd256_pd128(quads));
+  return _mm_cvtsd_f64(_mm_add_sd(_mm_unpackhi_pd(pairs, pairs), pairs));
+}
+// out[r] = reduce_add(F64::load(lanes + 8 r)) for r < 8, bit for bit, by the same additions made
+// across the rows: about 21 operations for the eight, where eight horizontal reductions take 48 and
+// end each row's chain (softmax over short rows; see softmax-inl.h, row_totals).
+inline void F64::reduce_add_rows8(const double* lanes, double* out) {
+  __m512d quads[4], pairs[2];
+  for (int i = 0; i < 4; ++i) {  // rows 2i and 2i+1: lanes k + k+4, in the low and high halves
+    const __m512d a = _mm512_loadu_pd(lanes + 16 * i), b = _mm512_loadu_pd(lanes + 16 * i + 8);
+    quads[i] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0xEE), _mm512_shuffle_f64x2(a, b, 0x44));
+  }
+  for (int i = 0; i < 2; ++i) {  // rows 4i..4i+3: k + k+2, two lanes a row
+    const __m512d a = quads[2 * i], b = quads[2 * i + 1];
+    pairs[i] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0xDD), _mm512_shuffle_f64x2(a, b, 0x88));
+  }
+  const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  _mm512_storeu_pd(out, _mm512_add_pd(_mm512_permutex2var_pd(pairs[0], odd, pairs[1]),
+                                      _mm512_permutex2var_pd(pairs[0], even, pairs[1])));
+}
+
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm512_shuffle_f32x4(a.v, a.v, 0x4e)}; }

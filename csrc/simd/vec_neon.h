@@ -27,6 +27,7 @@ struct F64 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_reduce_add_rows8 = false;
   float64x2_t v;
   static F64 load(const double* p) { return {vld1q_f64(p)}; }
   static F64 splat(double x) { return {vdupq_n_f64(x)}; }

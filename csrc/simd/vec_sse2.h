@@ -28,6 +28,7 @@ struct F64 {
   static constexpr bool has_fma = false;
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_reduce_add_rows8 = false;
   __m128d v;
   static F64 load(const double* p) { return {_mm_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm_set1_pd(x)}; }
