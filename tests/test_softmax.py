@@ -148,7 +148,10 @@ def test_every_slice_length(name, dtype, target):
     """Slices are split at len/2 for pairing and into vectors, short and long loops, and tails:
     every length up to 69 and every remainder around the short/long switch (128 floats, 64
     doubles) and beyond, along the last axis and along axis 0. For float32 the two give the same
-    bits (their sums are in double); float64 sums, compensated, may differ in the last bit."""
+    bits (their sums are in double, exact for these logits; for logits spread further the double
+    additions round, in an order that depends on the layout: see
+    test_row_batches_match_single_rows_bit_for_bit); float64 sums, compensated, may differ in the last
+    bit."""
     for n in SLICE_LENGTHS:
         args = make_inputs(name, (3, n), dtype, seed=n, axis=-1)
         r = call(name, *args)
@@ -378,3 +381,18 @@ def test_exp_across_its_range_inside_softmax(dtype, target):
         worst = int(np.argmax(err))
         assert err[worst] <= bound, (f"{label}: softmax at {d[worst]!r} = {y[worst]!r}, {err[worst]:.2f} ULP "
                                      f"[{target}]")
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_row_batches_match_single_rows_bit_for_bit(name, target):
+    """Short float32 rows are reduced in batches of 8 (AVX-512: the batch's totals at once, by the
+    same additions as one row at a time): each of 19 rows (two full batches and a partial one) must
+    equal the same row passed alone. Logits spread over [-80, 0] make the double sums of a row's lanes
+    round, so another order of additions would change bits. Every length to 40 and some longer."""
+    rng = np.random.default_rng(11)
+    for n in list(range(1, 41)) + [63, 64, 100, 127, 255]:
+        x = rng.uniform(-80.0, 0.0, (19, n)).astype(np.float32)
+        args = (x,) if name in SOFTMAX else (rng.standard_normal((19, n)).astype(np.float32), fastact.softmax(x))
+        r = call(name, *args)
+        for i in range(19):
+            assert_same(r[i], call(name, *[a[i:i + 1] for a in args])[0], f"{name}, row {i} of 19 rows of {n}")

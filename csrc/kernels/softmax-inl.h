@@ -219,7 +219,9 @@ inline V normalize(V e, V scale) {
 // Element i of a slice of length len is summed paired with element i + len/2 (the last one, for
 // odd len, alone): float pairs are added in float first, which halves the widening work, with an
 // error of at most half an ulp of the sum, independent of the slice length. The row and column
-// kernels pair the same elements, so layouts still give the same bits.
+// kernels pair the same elements, so layouts give the same bits wherever the double sums of the
+// pairs are exact (roughly: logits within 18 of the slice's max, whose e span fewer than 26 bits);
+// beyond, the layouts add those doubles in different orders, and the sums may differ by a rounding.
 //
 // e = exp(x - vm) stored (for softmax) and summed. Short slices: one loop with two independent exp
 // chains per step (elements k and k + half). Long slices: e is stored first, then summed in a
@@ -553,7 +555,8 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
 
 // grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
 // The row's sum: sum(g * y), or sum(g) for log_softmax, its terms paired (i with i + len/2) as in
-// the forward sum, so that the column kernel, pairing the same terms, gives the same bits.
+// the forward sum, so that the column kernel, pairing the same terms, gives the same bits (where the
+// double sums are exact, as above).
 template <class V, bool kLog>
 inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const Elem<V>* v, std::size_t len) {
   constexpr std::size_t N = V::N;
