@@ -151,30 +151,22 @@ def exp_approx(coeffs, r):
     return 1 + r + r * r * horner(coeffs, r)
 
 
+def exp_problem(name: str, limit: float, form: str, domain: str,
+                precisions: tuple[str, ...] = ("f32", "f64")) -> Problem:
+    """exp(r) ~= 1 + r + r^2*Q(r) for |r| <= limit, its relative error measured on the same range."""
+    lim = mpmath.mpf(limit)
+    return Problem(name=name, fit_lo=-lim, fit_hi=lim, target=exp_target, weight=exp_weight,
+                   measure_lo=-lim, measure_hi=lim, reference=mpmath.exp, approx=exp_approx,
+                   form=form, domain=domain, precisions=precisions)
+
+
 def make_problems() -> dict[str, Problem]:
-    exp_lim = mpmath.mpf(EXP_LIMIT)
-    table_lim = mpmath.mpf(EXP_TABLE_LIMIT)
-    assert table_lim >= mpmath.ln2 / 2 ** (EXP_TABLE_BITS + 1)
+    assert mpmath.mpf(EXP_TABLE_LIMIT) >= mpmath.ln2 / 2 ** (EXP_TABLE_BITS + 1)
     return {
-        "exp": Problem(
-            name="exp",
-            fit_lo=-exp_lim, fit_hi=exp_lim,
-            target=exp_target, weight=exp_weight,
-            measure_lo=-exp_lim, measure_hi=exp_lim,
-            reference=mpmath.exp, approx=exp_approx,
-            form="exp(r) ~= 1 + r + r^2*Q(r)",
-            domain=f"|r| <= {EXP_LIMIT} (>= ln(2)/2 + 1e-3)",
-        ),
-        "exp_table16": Problem(
-            name="exp_table16",
-            fit_lo=-table_lim, fit_hi=table_lim,
-            target=exp_target, weight=exp_weight,
-            measure_lo=-table_lim, measure_hi=table_lim,
-            reference=mpmath.exp, approx=exp_approx,
-            form="exp(r) ~= 1 + r + r^2*Q(r) (table form)",
-            domain=f"|r| <= {EXP_TABLE_LIMIT} (>= ln(2)/32)",
-            precisions=("f32",),
-        ),
+        "exp": exp_problem("exp", EXP_LIMIT, "exp(r) ~= 1 + r + r^2*Q(r)",
+                           f"|r| <= {EXP_LIMIT} (>= ln(2)/2 + 1e-3)"),
+        "exp_table16": exp_problem("exp_table16", EXP_TABLE_LIMIT, "exp(r) ~= 1 + r + r^2*Q(r) (table form)",
+                                   f"|r| <= {EXP_TABLE_LIMIT} (>= ln(2)/32)", precisions=("f32",)),
     }
 
 
