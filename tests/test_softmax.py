@@ -125,8 +125,8 @@ def test_few_contiguous_slices_along_axis_0(name, dtype, target):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_rows_of_one_vector_with_special_values(name, dtype, target):
-    """A row of exactly one vector (4, 8 or 16 elements by target) sums its two halves as pairs
-    (WideSum::add_halves): with NaN, +inf, -inf and all -inf rows it must give what the column kernel
+    """A row of exactly one vector (4, 8 or 16 elements by target) is reduced in a lane of a transposed
+    block (softmax_short_rows): with NaN, +inf, -inf and all -inf rows it must give what the column kernel
     gives for the same slices (float32: the same bits), and NaN, 0 or -inf where the rules say."""
     rng = np.random.default_rng(23)
     for n in (2, 4, 8, 16, 32):
@@ -140,6 +140,41 @@ def test_rows_of_one_vector_with_special_values(name, dtype, target):
         assert not np.isnan(rows[3]).any()
         assert (rows[3][np.isneginf(x[:, 3])] == (-np.inf if name == "log_softmax" else 0)).all()
         assert_correct(name, rows[4:], np.ascontiguousarray(x.T)[4:], axis=-1)
+
+
+# Lanes of a float32 vector on each target (float64: half as many).
+FLOAT32_LANES = {"avx512": 16, "avx2": 8, "sse2": 4, "neon": 4, "scalar": 1}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_short_rows_match_axis_0_bit_for_bit(name, dtype, target):
+    """Rows of at most one vector are transposed in registers, as many rows at a time as a vector has
+    lanes, and each is reduced in its own lane by the column kernel's arithmetic: they must give the
+    bits of the same slices along axis 0 (64 columns: whole column blocks), with logits spread over
+    [-80, 0] so the sums round, and with NaN, all -inf, +inf and -inf rows. 61 rows make full blocks
+    and a partial one. Also in place, and into an out= view inside a larger buffer, whose elements
+    outside the view must keep their values (rows are written as whole vectors where they can be)."""
+    lanes = max(1, FLOAT32_LANES[target] * 4 // np.dtype(dtype).itemsize)
+    rng = np.random.default_rng(5)
+    for n in range(1, lanes + 1):
+        x_t = _with_specials(rng.uniform(-80.0, 0.0, (n, 61)).astype(dtype), rng)
+        x = np.ascontiguousarray(x_t.T)
+        rows = call(name, x, axis=-1)
+        cols = np.zeros((n, 64), dtype)
+        cols[:, :61] = x_t
+        assert_same(rows, call(name, cols, axis=0)[:, :61].T, f"rows of {n}: axis 0 of the transpose")
+        # 61 columns: the last few (fewer than a vector) are copied out and reduced as single rows.
+        assert_same(call(name, x_t, axis=0).T, rows, f"rows of {n}: axis 0 of 61 columns")
+        assert np.isnan(rows[:3]).all() and not np.isnan(rows[4:]).any()  # (row 3's -inf is all of it for n = 1)
+        inplace = x.copy()
+        call(name, inplace, axis=-1, out=inplace)
+        assert_same(inplace, rows, f"rows of {n}: in place")
+        buf = np.full(61 * n + 2 * lanes, 7.0, dtype)
+        out = buf[lanes:lanes + 61 * n].reshape(61, n)
+        call(name, x, axis=-1, out=out)
+        assert_same(out, rows, f"rows of {n}: into a view")
+        assert (buf[:lanes] == 7).all() and (buf[-lanes:] == 7).all(), f"rows of {n}: written outside out"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

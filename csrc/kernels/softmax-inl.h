@@ -88,8 +88,8 @@ struct WideSum {
     }
   }
   // The pairs of one vector's halves (lane k with lane k + N/2), as add_pair: a row of exactly N
-  // elements pairs these (softmax_row_exp_sum), with no tails and one exp. Float: the pair sums are
-  // the low half of v + swap_halves(v); the high half would repeat them.
+  // elements pairs these (softmax_backward_sum), with no tails. Float: the pair sums are the low half
+  // of v + swap_halves(v); the high half would repeat them.
   void add_halves(V v) {
     if constexpr (kFloat) {
       lo = lo + widen_lo(v + swap_halves(v));
@@ -229,21 +229,12 @@ inline V normalize(V e, V scale) {
 // more vectors (rows of 1024 floats: 1.12 TSC cycles per element, 1.30 with the sum in the exp
 // loop). log_softmax borrows y for this unless y is x, which its last pass still reads; in place,
 // the one loop adds the same pairs in the same order, so the results are the same. Tails (padded
-// with -inf, whose e is 0) go last. A slice of exactly N elements is one vector, whose halves are
-// the pairs: one exp, no tails (AVX-512 rows of 16 floats: 4.1 -> 2.3 TSC cycles per element).
+// with -inf, whose e is 0) go last. (Slices of at most N elements go to softmax_short_rows.)
 template <class V, bool kLog>
 inline FASTACT_INLINE WideSum<V> softmax_row_exp_sum(const Elem<V>* x, Elem<V>* y, std::size_t len, V vm) {
   constexpr std::size_t N = V::N;
   constexpr Elem<V> kInf = std::numeric_limits<Elem<V>>::infinity();
   WideSum<V> sum;
-  if constexpr (N >= 2) {
-    if (len == N) {
-      const V e = exp<V, true>(V::load(x) - vm);
-      if constexpr (!kLog) store(y, e);
-      sum.add_halves(e);
-      return sum;
-    }
-  }
   const std::size_t half = len / 2;
   std::size_t k = 0;
   if (len >= 16 * N && (!kLog || x != y)) {
@@ -474,7 +465,13 @@ void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
 // the sum whenever a block raises the max rounds it once per block (5 ULP on a rising slice); moving
 // the max rarely makes terms round against a point other than the slice's max (4.1 ULP).
 template <class V, bool kLog>
+void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len);
+
+template <class V, bool kLog>
 void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
+  if constexpr (V::N > 1) {
+    if (len <= V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
+  }
   if constexpr (std::is_same_v<Elem<V>, float>) {
     if (len >= kOnlineMinLen) return softmax_row_two_pass<V, kLog>(x, y, len);
   }
@@ -493,7 +490,8 @@ constexpr std::size_t kRowBatch = 8;
 // A batch's float sums, kept as WideSum::store_sum's lanes (F64::N a row) until the batch is reduced
 // at once, eight rows in one reduce_add_rows8 (AVX-512), with the same bits as total() row by row:
 // the horizontal add at the end of each short row's chain was the hottest code of softmax on rows of
-// 16 floats (2.20 -> 2.02 TSC cycles per element; log_softmax 2.58 -> 2.40). Not for the backward
+// 16 floats (2.20 -> 2.02 TSC cycles per element; log_softmax 2.58 -> 2.40; rows of 64 4% faster),
+// before rows of at most N moved to softmax_short_rows. Not for the backward
 // rows, whose sums are not on such a chain: there the lanes' store and reload cost 5%.
 template <class V>
 constexpr bool kBatchTotals = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
@@ -521,6 +519,9 @@ inline FASTACT_INLINE void in_row_batches(std::size_t rows, Reduce reduce, Prepa
 template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
+  if constexpr (V::N > 1) {
+    if (len <= V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
+  }
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
     return;
@@ -742,6 +743,81 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
         store(dst + k * N, (V::load(row + k * N) - m[k]) - scale[k]);
       } else {
         store(dst + k * N, normalize(V::load(e + k * N), scale[k]));
+      }
+    }
+  }
+}
+
+// One block of N short rows, transposed: lane l of t[j] is element j of row l, j < len. Each lane
+// goes through softmax_col_block's arithmetic (max, e paired j with j + len/2, the same factors), so
+// a short row gets the bits of the same slice along axis 0. The results replace t.
+template <class V, bool kLog>
+inline FASTACT_INLINE void softmax_transposed_block(V* t, std::size_t len) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  V m = splat<V>(-kInf);
+  for (std::size_t j = 0; j < len; ++j) m = max(t[j], m);
+  WideSum<V> sum;
+  V e[N];
+  for (std::size_t j = 0; j < len; ++j) e[j] = exp(t[j] - m);
+  const std::size_t half = len / 2;
+  for (std::size_t j = 0; j < half; ++j) sum.add_pair(e[j], e[j + half]);
+  if (len % 2 != 0) sum.add(e[len - 1]);
+  double totals[WideSum<V>::kLanes];
+  alignas(64) T factors[N];
+  sum.store_lanes(totals);
+  softmax_factors<T, kLog>(totals, factors, N);
+  // A NaN, +inf or all -inf row (m not finite: m - m is NaN) is NaN.
+  const V f = select(is_nan(m - m), splat<V>(std::numeric_limits<T>::quiet_NaN()), V::load(factors));
+  for (std::size_t j = 0; j < len; ++j) t[j] = kLog ? (t[j] - m) - f : normalize(e[j], f);
+}
+
+// v[0..N), the rows of an N x N matrix, replaced by its columns: log2(N) rounds, each interleaving
+// the first half of the vectors with the second. (Element (i, k) sits at bit string i k; a round
+// rotates that string by one bit, so log2(N) rounds take it to k i.)
+template <class V>
+inline FASTACT_INLINE void transpose_square(V* v) {
+  constexpr std::size_t N = V::N;
+  for (std::size_t round = 1; round < N; round *= 2) {
+    V w[N];
+    for (std::size_t i = 0; i < N / 2; ++i) {
+      w[2 * i] = interleave_lo(v[i], v[i + N / 2]);
+      w[2 * i + 1] = interleave_hi(v[i], v[i + N / 2]);
+    }
+    std::copy(w, w + N, v);
+  }
+}
+
+// Rows of at most N elements, N rows at a time: the block is transposed in registers, each row to
+// its own lane, so every vector operation works on N rows. (Row by row, a vector held one row of a
+// few elements, and its horizontal max and sum cost more than the row: rows of 4 floats took 16
+// TSC cycles per element on AVX-512.) Row l is read and written as a whole vector wherever that
+// stays inside the block's rows, else only its own elements (the rows after it may be another
+// thread's, or past the array); lanes past len are ignored. Rows past the last are zeros.
+template <class V, bool kLog>
+void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  V t[N];
+  for (std::size_t r0 = 0; r0 < rows; r0 += N) {
+    const std::size_t n = std::min(N, rows - r0), end = n * len;
+    const T* src = x + r0 * len;
+    for (std::size_t l = 0; l < N; ++l) {
+      const std::size_t at = l * len;
+      t[l] = l >= n ? splat<V>(0) : at + N <= end ? V::load(src + at) : load_tail<V>(src + at, len, 0);
+    }
+    transpose_square(t);
+    softmax_transposed_block<V, kLog>(t, len);
+    transpose_square(t);
+    T* dst = y + r0 * len;
+    // In order, so a row's lanes past len are overwritten by the rows after it.
+    for (std::size_t l = 0; l < n; ++l) {
+      const std::size_t at = l * len;
+      if (at + N <= end) {
+        store(dst + at, t[l]);
+      } else {
+        store_tail(dst + at, len, t[l]);
       }
     }
   }

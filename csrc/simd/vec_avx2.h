@@ -146,6 +146,21 @@ inline double reduce_add(F64 a) {
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm256_permute2f128_ps(a.v, a.v, 0x01)}; }
+// The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
+// (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
+// (unpack works within 128-bit halves; the halves are then put in order.)
+inline F32 interleave_lo(F32 a, F32 b) {
+  return {_mm256_permute2f128_ps(_mm256_unpacklo_ps(a.v, b.v), _mm256_unpackhi_ps(a.v, b.v), 0x20)};
+}
+inline F32 interleave_hi(F32 a, F32 b) {
+  return {_mm256_permute2f128_ps(_mm256_unpacklo_ps(a.v, b.v), _mm256_unpackhi_ps(a.v, b.v), 0x31)};
+}
+inline F64 interleave_lo(F64 a, F64 b) {
+  return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x20)};
+}
+inline F64 interleave_hi(F64 a, F64 b) {
+  return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x31)};
+}
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).

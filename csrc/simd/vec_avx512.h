@@ -167,6 +167,16 @@ inline void F64::reduce_add_rows8(const double* lanes, double* out) {
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm512_shuffle_f32x4(a.v, a.v, 0x4e)}; }
+// The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
+// (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
+inline F32 interleave_lo(F32 a, F32 b) {
+  return {_mm512_permutex2var_ps(a.v, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), b.v)};
+}
+inline F32 interleave_hi(F32 a, F32 b) {
+  return {_mm512_permutex2var_ps(a.v, _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), b.v)};
+}
+inline F64 interleave_lo(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b.v)}; }
+inline F64 interleave_hi(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 inline F64 exponent_of(F64 x) { return {_mm512_getexp_pd(x.v)}; }

@@ -110,6 +110,12 @@ inline double reduce_add(F64 a) { return vaddvq_f64(a.v); }
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {vextq_f32(a.v, a.v, 2)}; }
+// The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
+// (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
+inline F32 interleave_lo(F32 a, F32 b) { return {vzip1q_f32(a.v, b.v)}; }
+inline F32 interleave_hi(F32 a, F32 b) { return {vzip2q_f32(a.v, b.v)}; }
+inline F64 interleave_lo(F64 a, F64 b) { return {vzip1q_f64(a.v, b.v)}; }
+inline F64 interleave_hi(F64 a, F64 b) { return {vzip2q_f64(a.v, b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).

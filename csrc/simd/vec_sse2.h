@@ -144,6 +144,12 @@ inline double reduce_add(F64 a) { return _mm_cvtsd_f64(_mm_add_sd(a.v, _mm_unpac
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm_shuffle_ps(a.v, a.v, _MM_SHUFFLE(1, 0, 3, 2))}; }
+// The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
+// (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
+inline F32 interleave_lo(F32 a, F32 b) { return {_mm_unpacklo_ps(a.v, b.v)}; }
+inline F32 interleave_hi(F32 a, F32 b) { return {_mm_unpackhi_ps(a.v, b.v)}; }
+inline F64 interleave_lo(F64 a, F64 b) { return {_mm_unpacklo_pd(a.v, b.v)}; }
+inline F64 interleave_hi(F64 a, F64 b) { return {_mm_unpackhi_pd(a.v, b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).
