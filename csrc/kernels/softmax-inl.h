@@ -229,7 +229,7 @@ inline V normalize(V e, V scale) {
 // more vectors (rows of 1024 floats: 1.12 TSC cycles per element, 1.30 with the sum in the exp
 // loop). log_softmax borrows y for this unless y is x, which its last pass still reads; in place,
 // the one loop adds the same pairs in the same order, so the results are the same. Tails (padded
-// with -inf, whose e is 0) go last. (Slices of at most N elements go to softmax_short_rows.)
+// with -inf, whose e is 0) go last. (Slices of at most 2N elements go to softmax_short_rows.)
 template <class V, bool kLog>
 inline FASTACT_INLINE WideSum<V> softmax_row_exp_sum(const Elem<V>* x, Elem<V>* y, std::size_t len, V vm) {
   constexpr std::size_t N = V::N;
@@ -464,13 +464,16 @@ void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
 // ways to run a max online both lose that on slices of 2M elements (against 4 ULP allowed): rescaling
 // the sum whenever a block raises the max rounds it once per block (5 ULP on a rising slice); moving
 // the max rarely makes terms round against a point other than the slice's max (4.1 ULP).
+// Rows of at most this many vectors go to softmax_short_rows.
+constexpr std::size_t kShortRowVectors = 2;
+
 template <class V, bool kLog>
 void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len);
 
 template <class V, bool kLog>
 void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   if constexpr (V::N > 1) {
-    if (len <= V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
+    if (len <= kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
   }
   if constexpr (std::is_same_v<Elem<V>, float>) {
     if (len >= kOnlineMinLen) return softmax_row_two_pass<V, kLog>(x, y, len);
@@ -491,7 +494,7 @@ constexpr std::size_t kRowBatch = 8;
 // at once, eight rows in one reduce_add_rows8 (AVX-512), with the same bits as total() row by row:
 // the horizontal add at the end of each short row's chain was the hottest code of softmax on rows of
 // 16 floats (2.20 -> 2.02 TSC cycles per element; log_softmax 2.58 -> 2.40; rows of 64 4% faster),
-// before rows of at most N moved to softmax_short_rows. Not for the backward
+// before rows of at most 2N moved to softmax_short_rows. Not for the backward
 // rows, whose sums are not on such a chain: there the lanes' store and reload cost 5%.
 template <class V>
 constexpr bool kBatchTotals = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
@@ -520,7 +523,7 @@ template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
   if constexpr (V::N > 1) {
-    if (len <= V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
+    if (len <= kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
   }
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
@@ -754,20 +757,19 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
 template <class V, bool kLog>
 inline FASTACT_INLINE void softmax_transposed_block(V* t, std::size_t len) {
   using T = Elem<V>;
-  constexpr std::size_t N = V::N;
   constexpr T kInf = std::numeric_limits<T>::infinity();
   V m = splat<V>(-kInf);
   for (std::size_t j = 0; j < len; ++j) m = max(t[j], m);
   WideSum<V> sum;
-  V e[N];
+  V e[kShortRowVectors * V::N];
   for (std::size_t j = 0; j < len; ++j) e[j] = exp(t[j] - m);
   const std::size_t half = len / 2;
   for (std::size_t j = 0; j < half; ++j) sum.add_pair(e[j], e[j + half]);
   if (len % 2 != 0) sum.add(e[len - 1]);
   double totals[WideSum<V>::kLanes];
-  alignas(64) T factors[N];
+  alignas(64) T factors[V::N];
   sum.store_lanes(totals);
-  softmax_factors<T, kLog>(totals, factors, N);
+  softmax_factors<T, kLog>(totals, factors, V::N);
   // A NaN, +inf or all -inf row (m not finite: m - m is NaN) is NaN.
   const V f = select(is_nan(m - m), splat<V>(std::numeric_limits<T>::quiet_NaN()), V::load(factors));
   for (std::size_t j = 0; j < len; ++j) t[j] = kLog ? (t[j] - m) - f : normalize(e[j], f);
@@ -789,35 +791,42 @@ inline FASTACT_INLINE void transpose_square(V* v) {
   }
 }
 
-// Rows of at most N elements, N rows at a time: the block is transposed in registers, each row to
-// its own lane, so every vector operation works on N rows. (Row by row, a vector held one row of a
-// few elements, and its horizontal max and sum cost more than the row: rows of 4 floats took 16
-// TSC cycles per element on AVX-512.) Row l is read and written as a whole vector wherever that
-// stays inside the block's rows, else only its own elements (the rows after it may be another
-// thread's, or past the array); lanes past len are ignored. Rows past the last are zeros.
+// Rows of at most kShortRowVectors * N elements, N rows at a time: each N x N square of the block
+// is transposed in registers, each row to its own lane, so every vector operation works on N rows.
+// (Row by row, a vector held one row of a few elements, and its horizontal max and sum cost more
+// than the row: rows of 4 floats took 16 TSC cycles per element on AVX-512, rows of 17 5.6.) A
+// row's vectors are read and written whole wherever that stays inside the block's rows, else only
+// its own elements (the rows after it may be another thread's, or past the array); lanes past len
+// are ignored. Rows past the last are zeros.
 template <class V, bool kLog>
 void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
-  V t[N];
+  const std::size_t vectors = (len + N - 1) / N;
+  V t[kShortRowVectors * N];
   for (std::size_t r0 = 0; r0 < rows; r0 += N) {
     const std::size_t n = std::min(N, rows - r0), end = n * len;
     const T* src = x + r0 * len;
-    for (std::size_t l = 0; l < N; ++l) {
-      const std::size_t at = l * len;
-      t[l] = l >= n ? splat<V>(0) : at + N <= end ? V::load(src + at) : load_tail<V>(src + at, len, 0);
+    for (std::size_t c = 0; c < vectors; ++c) {
+      const std::size_t width = std::min(N, len - c * N);
+      for (std::size_t l = 0; l < N; ++l) {
+        const std::size_t at = l * len + c * N;
+        t[c * N + l] = l >= n ? splat<V>(0) : at + N <= end ? V::load(src + at) : load_tail<V>(src + at, width, 0);
+      }
+      transpose_square(t + c * N);
     }
-    transpose_square(t);
     softmax_transposed_block<V, kLog>(t, len);
-    transpose_square(t);
+    for (std::size_t c = 0; c < vectors; ++c) transpose_square(t + c * N);
     T* dst = y + r0 * len;
-    // In order, so a row's lanes past len are overwritten by the rows after it.
+    // In order, so lanes past a row's end are overwritten by the rows after it.
     for (std::size_t l = 0; l < n; ++l) {
-      const std::size_t at = l * len;
-      if (at + N <= end) {
-        store(dst + at, t[l]);
-      } else {
-        store_tail(dst + at, len, t[l]);
+      for (std::size_t c = 0; c < vectors; ++c) {
+        const std::size_t at = l * len + c * N;
+        if (at + N <= end) {
+          store(dst + at, t[c * N + l]);
+        } else {
+          store_tail(dst + at, std::min(N, len - c * N), t[c * N + l]);
+        }
       }
     }
   }
