@@ -178,6 +178,32 @@ def test_short_rows_match_axis_0_bit_for_bit(name, dtype, target):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
+def test_short_backward_rows_match_axis_0_bit_for_bit(name, dtype, target):
+    """Backward rows of a power-of-two length below a vector's lanes are transposed as the forward ones
+    are (g and y both), and each row's sum is added in its lane as the column kernel adds it: the same
+    bits as the slices along axis 0, for sums that round. 61 rows; also in place (into g and into y),
+    and into an out= view whose surroundings must keep their values."""
+    lanes = max(1, FLOAT32_LANES[target] * 4 // np.dtype(dtype).itemsize)
+    for n in [n for n in (1, 2, 4, 8) if n < lanes] or [1]:
+        g, y = make_inputs(name, (61, n), dtype, seed=n)
+        rows = call(name, g, y, axis=-1)
+        assert_correct(name, rows, g, y, axis=-1)
+        cols = [np.zeros((n, 64), dtype) for _ in range(2)]
+        cols[0][:, :61], cols[1][:, :61] = g.T, y.T
+        assert_same(rows, call(name, *cols, axis=0)[:, :61].T, f"rows of {n}: axis 0 of the transpose")
+        for which in (0, 1):
+            args = [g.copy(), y.copy()]
+            call(name, *args, axis=-1, out=args[which])
+            assert_same(args[which], rows, f"rows of {n}: in place (argument {which})")
+        buf = np.full(61 * n + 2 * lanes, 7.0, dtype)
+        out = buf[lanes:lanes + 61 * n].reshape(61, n)
+        call(name, g, y, axis=-1, out=out)
+        assert_same(out, rows, f"rows of {n}: into a view")
+        assert (buf[:lanes] == 7).all() and (buf[-lanes:] == 7).all(), f"rows of {n}: written outside out"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", FAMILY)
 def test_every_slice_length(name, dtype, target):
     """Slices are split at len/2 for pairing and into vectors, short and long loops, and tails:

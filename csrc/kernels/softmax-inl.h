@@ -626,14 +626,31 @@ inline FASTACT_INLINE void softmax_backward_apply(const Elem<V>* g, const Elem<V
   if (i < len) store_tail(out + i, len - i, f(load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0)));
 }
 
+// Backward rows that go to softmax_backward_short_rows: a power of two below N. (Other lengths
+// transposed lost to the row kernel: AVX-512 float32 rows of 12, 16 and 24 went from 1.4, 0.68 and
+// 0.82 to 1.9, 0.97 and 1.7 TSC cycles per element, rows of 3 from 11.0 to 10.0.)
+template <class V>
+inline bool backward_short_row(std::size_t len) {
+  return len < V::N && (len & (len - 1)) == 0;
+}
+
+template <class V, bool kLog>
+void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows, std::size_t len);
+
 template <class V, bool kLog>
 void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len) {
+  if constexpr (V::N > 1) {
+    if (backward_short_row<V>(len)) return softmax_backward_short_rows<V, kLog>(g, v, out, 1, len);
+  }
   softmax_backward_apply<V, kLog>(g, v, out, len, softmax_backward_sum<V, kLog>(g, v, len).total());
 }
 
 template <class V, bool kLog>
 void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
                                   std::size_t len) {
+  if constexpr (V::N > 1) {
+    if (backward_short_row<V>(len)) return softmax_backward_short_rows<V, kLog>(g, v, out, rows, len);
+  }
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_backward_row<V, kLog>(g + r * len, v + r * len, out + r * len, len);
     return;
@@ -775,9 +792,17 @@ inline FASTACT_INLINE void softmax_transposed_block(V* t, std::size_t len) {
   for (std::size_t j = 0; j < len; ++j) t[j] = kLog ? (t[j] - m) - f : normalize(e[j], f);
 }
 
+// How many of the N elements at `at` lie before `end`: a short-rows block reads and writes a row's
+// vector whole where that stays inside the block, else only up to its end (the rows after it may be
+// another thread's, or past the array). One masked access on AVX-512, either way.
+template <class V>
+inline std::size_t lanes_before(std::size_t at, std::size_t end) {
+  return at >= end ? 0 : std::min(V::N, end - at);
+}
+
 // v[0..N), the rows of an N x N matrix, replaced by its columns: log2(N) rounds, each interleaving
 // the first half of the vectors with the second. (Element (i, k) sits at bit string i k; a round
-// rotates that string by one bit, so log2(N) rounds take it to k i.)
+// rotates that string left by one bit, so log2(N) rounds take it to k i.)
 template <class V>
 inline FASTACT_INLINE void transpose_square(V* v) {
   constexpr std::size_t N = V::N;
@@ -791,45 +816,147 @@ inline FASTACT_INLINE void transpose_square(V* v) {
   }
 }
 
-// Rows of at most kShortRowVectors * N elements, N rows at a time: each N x N square of the block
-// is transposed in registers, each row to its own lane, so every vector operation works on N rows.
-// (Row by row, a vector held one row of a few elements, and its horizontal max and sum cost more
-// than the row: rows of 4 floats took 16 TSC cycles per element on AVX-512, rows of 17 5.6.) A
-// row's vectors are read and written whole wherever that stays inside the block's rows, else only
-// its own elements (the rows after it may be another thread's, or past the array); lanes past len
-// are ignored. Rows past the last are zeros.
-template <class V, bool kLog>
-void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
-  using T = Elem<V>;
+// A block of n <= N rows of len elements (contiguous, at most kShortRowVectors * N), to and from
+// vectors t with lane l of t[j] holding element j of row l; rows past n read as zeros, and lanes past
+// len are ignored. kLen, a power of two up to N (or 0: any len, given at run time), makes the block
+// kLen whole vectors in memory, and log2(kLen) rounds of deinterleaving (each rotating an element's
+// index bits right by one) put element l kLen + j in lane l of t[j]: 2 kLen log2(kLen) permutes
+// each way, where a square takes 2 N log2(N) (rows of 4 floats on AVX-512: 16, not 128). Other
+// lengths take one N x N square per vector of a row.
+template <class V, std::size_t kLen>
+inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, std::size_t n, V* t) {
   constexpr std::size_t N = V::N;
-  const std::size_t vectors = (len + N - 1) / N;
-  V t[kShortRowVectors * N];
-  for (std::size_t r0 = 0; r0 < rows; r0 += N) {
-    const std::size_t n = std::min(N, rows - r0), end = n * len;
-    const T* src = x + r0 * len;
-    for (std::size_t c = 0; c < vectors; ++c) {
-      const std::size_t width = std::min(N, len - c * N);
+  const std::size_t end = n * len;
+  if constexpr (kLen != 0) {
+    for (std::size_t q = 0; q < kLen; ++q) t[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
+    for (std::size_t round = 1; round < kLen; round *= 2) {
+      V u[kLen];
+      for (std::size_t i = 0; i < kLen / 2; ++i) {
+        u[i] = deinterleave_even(t[2 * i], t[2 * i + 1]);
+        u[i + kLen / 2] = deinterleave_odd(t[2 * i], t[2 * i + 1]);
+      }
+      std::copy(u, u + kLen, t);
+    }
+  } else {
+    for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
       for (std::size_t l = 0; l < N; ++l) {
-        const std::size_t at = l * len + c * N;
-        t[c * N + l] = l >= n ? splat<V>(0) : at + N <= end ? V::load(src + at) : load_tail<V>(src + at, width, 0);
+        const std::size_t at = std::min(l * len + c * N, end);
+        t[c * N + l] = load_tail<V>(src + at, lanes_before<V>(at, end), 0);
       }
       transpose_square(t + c * N);
     }
-    softmax_transposed_block<V, kLog>(t, len);
-    for (std::size_t c = 0; c < vectors; ++c) transpose_square(t + c * N);
-    T* dst = y + r0 * len;
-    // In order, so lanes past a row's end are overwritten by the rows after it.
+  }
+}
+
+// The inverse: t (destroyed) to the block's rows at dst. Rows are written in order, so lanes past a
+// row's end are overwritten by the rows after it.
+template <class V, std::size_t kLen>
+inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::size_t n, V* t) {
+  constexpr std::size_t N = V::N;
+  const std::size_t end = n * len;
+  if constexpr (kLen != 0) {
+    for (std::size_t round = 1; round < kLen; round *= 2) {
+      V u[kLen];
+      for (std::size_t i = 0; i < kLen / 2; ++i) {
+        u[2 * i] = interleave_lo(t[i], t[i + kLen / 2]);
+        u[2 * i + 1] = interleave_hi(t[i], t[i + kLen / 2]);
+      }
+      std::copy(u, u + kLen, t);
+    }
+    for (std::size_t q = 0; q < kLen; ++q) {
+      if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), t[q]);
+    }
+  } else {
+    for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) transpose_square(t + c * N);
     for (std::size_t l = 0; l < n; ++l) {
-      for (std::size_t c = 0; c < vectors; ++c) {
+      for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
         const std::size_t at = l * len + c * N;
-        if (at + N <= end) {
-          store(dst + at, t[c * N + l]);
-        } else {
-          store_tail(dst + at, std::min(N, len - c * N), t[c * N + l]);
-        }
+        store_tail(dst + at, lanes_before<V>(at, end), t[c * N + l]);
       }
     }
   }
+}
+
+// f(std::integral_constant<std::size_t, kLen>) with kLen = len if len is a power of two up to N, else
+// kLen = 0: the blocks of such rows compile to straight-line code.
+template <class V, class F>
+inline FASTACT_INLINE void with_row_length(std::size_t len, F f) {
+  constexpr std::size_t N = V::N;
+  using std::integral_constant;
+  switch (len) {
+    case 1: return f(integral_constant<std::size_t, 1>{});
+    case 2: if constexpr (N >= 2) return f(integral_constant<std::size_t, 2>{}); break;
+    case 4: if constexpr (N >= 4) return f(integral_constant<std::size_t, 4>{}); break;
+    case 8: if constexpr (N >= 8) return f(integral_constant<std::size_t, 8>{}); break;
+    case 16: if constexpr (N >= 16) return f(integral_constant<std::size_t, 16>{}); break;
+    default: break;
+  }
+  f(integral_constant<std::size_t, 0>{});
+}
+
+// Rows of at most kShortRowVectors * N elements, N rows at a time, transposed (load_transposed) so
+// that each row is reduced in its own lane and every vector operation works on N rows. (Row by row,
+// a vector held one row of a few elements, and its horizontal max and sum cost more than the row:
+// rows of 4 floats took 16 TSC cycles per element on AVX-512, rows of 17 5.6.)
+template <class V, bool kLog>
+void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
+  constexpr std::size_t N = V::N;
+  with_row_length<V>(len, [&](auto fixed) {
+    constexpr std::size_t kLen = decltype(fixed)::value;
+    const std::size_t n_elems = kLen ? kLen : len;
+    V t[kShortRowVectors * N];
+    for (std::size_t r0 = 0; r0 < rows; r0 += N) {
+      const std::size_t n = std::min(N, rows - r0);
+      load_transposed<V, kLen>(x + r0 * n_elems, n_elems, n, t);
+      softmax_transposed_block<V, kLog>(t, n_elems);
+      store_transposed<V, kLen>(y + r0 * n_elems, n_elems, n, t);
+    }
+  });
+}
+
+// The backward ops on the same blocks, for rows of a power-of-two length below N (backward_short_row):
+// g and y (or log_y) transposed, each row's sum in its lane with softmax_backward_col_block's
+// arithmetic (so a row gets the bits of the same slice along axis 0), the gradient computed in the
+// same layout and transposed back. (AVX-512 float32 rows of 2, 4 and 8: 9.7, 4.9 and 2.0 TSC cycles
+// per element before, row by row.)
+template <class V, bool kLog>
+void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
+                                 std::size_t len) {
+  using T = Elem<V>;
+  constexpr std::size_t N = V::N;
+  with_row_length<V>(len, [&](auto fixed) {
+    constexpr std::size_t kLen = decltype(fixed)::value;
+    if constexpr (kLen == 0) return;  // (not a power of two: never called)
+    constexpr std::size_t n_elems = kLen, half = kLen / 2;
+    V gt[kShortRowVectors * N], vt[kShortRowVectors * N];
+    for (std::size_t r0 = 0; r0 < rows; r0 += N) {
+      const std::size_t n = std::min(N, rows - r0), first = r0 * n_elems;
+      load_transposed<V, kLen>(g + first, n_elems, n, gt);
+      load_transposed<V, kLen>(v + first, n_elems, n, vt);
+      WideSum<V> sum;
+      for (std::size_t j = 0; j < half; ++j) {
+        if constexpr (kLog) {
+          sum.add_pair(gt[j], gt[j + half]);
+        } else {
+          sum.add_product_pair(gt[j], vt[j], gt[j + half], vt[j + half]);
+        }
+      }
+      if (n_elems % 2 != 0) {
+        if constexpr (kLog) {
+          sum.add(gt[n_elems - 1]);
+        } else {
+          sum.add_product(gt[n_elems - 1], vt[n_elems - 1]);
+        }
+      }
+      double totals[WideSum<V>::kLanes];
+      alignas(64) T lane_sums[N];
+      sum.store_lanes(totals);
+      for (std::size_t l = 0; l < N; ++l) lane_sums[l] = static_cast<T>(totals[l]);
+      const V s = V::load(lane_sums);
+      for (std::size_t j = 0; j < n_elems; ++j) gt[j] = kLog ? gt[j] - exp(vt[j]) * s : vt[j] * (gt[j] - s);
+      store_transposed<V, kLen>(out + first, n_elems, n, gt);
+    }
+  });
 }
 
 template <class V, bool kLog, std::size_t K>

@@ -161,6 +161,17 @@ inline F64 interleave_lo(F64 a, F64 b) {
 inline F64 interleave_hi(F64 a, F64 b) {
   return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x31)};
 }
+// Lanes 0, 2, 4, ... (deinterleave_even) or 1, 3, 5, ... (deinterleave_odd) of a followed by b: the
+// inverse of interleave_lo/hi (softmax-inl.h, load_transposed).
+// (shuffle works within 128-bit halves: its 64-bit quarters 0, 2, 1, 3 are then put in order.)
+inline F32 deinterleave_even(F32 a, F32 b) {
+  return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0))), 0xd8))};
+}
+inline F32 deinterleave_odd(F32 a, F32 b) {
+  return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1))), 0xd8))};
+}
+inline F64 deinterleave_even(F64 a, F64 b) { return {_mm256_permute4x64_pd(_mm256_unpacklo_pd(a.v, b.v), 0xd8)}; }
+inline F64 deinterleave_odd(F64 a, F64 b) { return {_mm256_permute4x64_pd(_mm256_unpackhi_pd(a.v, b.v), 0xd8)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).

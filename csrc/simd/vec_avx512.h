@@ -177,6 +177,16 @@ inline F32 interleave_hi(F32 a, F32 b) {
 }
 inline F64 interleave_lo(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), b.v)}; }
 inline F64 interleave_hi(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), b.v)}; }
+// Lanes 0, 2, 4, ... (deinterleave_even) or 1, 3, 5, ... (deinterleave_odd) of a followed by b: the
+// inverse of interleave_lo/hi (softmax-inl.h, load_transposed).
+inline F32 deinterleave_even(F32 a, F32 b) {
+  return {_mm512_permutex2var_ps(a.v, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b.v)};
+}
+inline F32 deinterleave_odd(F32 a, F32 b) {
+  return {_mm512_permutex2var_ps(a.v, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b.v)};
+}
+inline F64 deinterleave_even(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b.v)}; }
+inline F64 deinterleave_odd(F64 a, F64 b) { return {_mm512_permutex2var_pd(a.v, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 inline F64 exponent_of(F64 x) { return {_mm512_getexp_pd(x.v)}; }

@@ -116,6 +116,12 @@ inline F32 interleave_lo(F32 a, F32 b) { return {vzip1q_f32(a.v, b.v)}; }
 inline F32 interleave_hi(F32 a, F32 b) { return {vzip2q_f32(a.v, b.v)}; }
 inline F64 interleave_lo(F64 a, F64 b) { return {vzip1q_f64(a.v, b.v)}; }
 inline F64 interleave_hi(F64 a, F64 b) { return {vzip2q_f64(a.v, b.v)}; }
+// Lanes 0, 2, 4, ... (deinterleave_even) or 1, 3, 5, ... (deinterleave_odd) of a followed by b: the
+// inverse of interleave_lo/hi (softmax-inl.h, load_transposed).
+inline F32 deinterleave_even(F32 a, F32 b) { return {vuzp1q_f32(a.v, b.v)}; }
+inline F32 deinterleave_odd(F32 a, F32 b) { return {vuzp2q_f32(a.v, b.v)}; }
+inline F64 deinterleave_even(F64 a, F64 b) { return {vuzp1q_f64(a.v, b.v)}; }
+inline F64 deinterleave_odd(F64 a, F64 b) { return {vuzp2q_f64(a.v, b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).

@@ -150,6 +150,12 @@ inline F32 interleave_lo(F32 a, F32 b) { return {_mm_unpacklo_ps(a.v, b.v)}; }
 inline F32 interleave_hi(F32 a, F32 b) { return {_mm_unpackhi_ps(a.v, b.v)}; }
 inline F64 interleave_lo(F64 a, F64 b) { return {_mm_unpacklo_pd(a.v, b.v)}; }
 inline F64 interleave_hi(F64 a, F64 b) { return {_mm_unpackhi_pd(a.v, b.v)}; }
+// Lanes 0, 2, 4, ... (deinterleave_even) or 1, 3, 5, ... (deinterleave_odd) of a followed by b: the
+// inverse of interleave_lo/hi (softmax-inl.h, load_transposed).
+inline F32 deinterleave_even(F32 a, F32 b) { return {_mm_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0))}; }
+inline F32 deinterleave_odd(F32 a, F32 b) { return {_mm_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1))}; }
+inline F64 deinterleave_even(F64 a, F64 b) { return {_mm_unpacklo_pd(a.v, b.v)}; }
+inline F64 deinterleave_odd(F64 a, F64 b) { return {_mm_unpackhi_pd(a.v, b.v)}; }
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
 // [1, 2) and the exponent an integer-valued double (vector log's range reduction).
 // The exponent field becomes the low bits of 2^52's significand: (2^52 + field) - (2^52 + 1023).
