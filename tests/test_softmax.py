@@ -204,6 +204,31 @@ def test_short_backward_rows_match_axis_0_bit_for_bit(name, dtype, target):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_long_rows_in_turn_match_single_rows(name, dtype, target):
+    """Rows of 16 vectors or more run each row's exp loop with the next row's max and the previous row's
+    last pass beside it: every row must equal the same row passed alone, bit for bit, with NaN, +inf
+    and all -inf rows first, last and next to each other (their neighbours then take the passes apart),
+    at lengths with and without tails, and in place."""
+    rng = np.random.default_rng(17)
+    for n in (256, 257, 1000, 1024, 1031, 4099):
+        x = rng.uniform(-30.0, 5.0, (9, n)).astype(dtype)
+        x[0, 3] = np.nan
+        x[4, :] = -np.inf
+        x[5, n // 2] = np.inf
+        x[8, n - 1] = np.nan
+        x[2, :7] = -np.inf
+        r = call(name, x, axis=-1)
+        for i in range(9):
+            assert_same(r[i], call(name, x[i:i + 1], axis=-1)[0], f"{name}, row {i} of 9 rows of {n}")
+        assert np.isnan(r[[0, 4, 5, 8]]).all() and not np.isnan(r[[1, 2, 3, 6, 7]]).any()
+        assert_correct(name, r[[1, 2, 3, 6, 7]], x[[1, 2, 3, 6, 7]], axis=-1)
+        inplace = x.copy()
+        call(name, inplace, axis=-1, out=inplace)
+        assert_same(inplace, r, f"{name}, rows of {n} in place")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", FAMILY)
 def test_every_slice_length(name, dtype, target):
     """Slices are split at len/2 for pairing and into vectors, short and long loops, and tails:
