@@ -149,7 +149,7 @@ FLOAT32_LANES = {"avx512": 16, "avx2": 8, "sse2": 4, "neon": 4, "scalar": 1}
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_short_rows_match_axis_0_bit_for_bit(name, dtype, target):
-    """Rows of at most two vectors are transposed in registers, as many rows at a time as a vector has
+    """Rows shorter than three vectors are transposed in registers, as many rows at a time as a vector has
     lanes, and each is reduced in its own lane by the column kernel's arithmetic: they must give the
     bits of the same slices along axis 0 (64 columns: whole column blocks), with logits spread over
     [-80, 0] so the sums round, and with NaN, all -inf, +inf and -inf rows. 61 rows make full blocks
@@ -157,7 +157,7 @@ def test_short_rows_match_axis_0_bit_for_bit(name, dtype, target):
     outside the view must keep their values (rows are written as whole vectors where they can be)."""
     lanes = max(1, FLOAT32_LANES[target] * 4 // np.dtype(dtype).itemsize)
     rng = np.random.default_rng(5)
-    for n in range(1, 2 * lanes + 1):
+    for n in range(1, 3 * lanes):
         x_t = _with_specials(rng.uniform(-80.0, 0.0, (n, 61)).astype(dtype), rng)
         x = np.ascontiguousarray(x_t.T)
         rows = call(name, x, axis=-1)

@@ -229,7 +229,7 @@ inline V normalize(V e, V scale) {
 // more vectors (rows of 1024 floats: 1.12 TSC cycles per element, 1.30 with the sum in the exp
 // loop). log_softmax borrows y for this unless y is x, which its last pass still reads; in place,
 // the one loop adds the same pairs in the same order, so the results are the same. Tails (padded
-// with -inf, whose e is 0) go last. (Slices of at most 2N elements go to softmax_short_rows.)
+// with -inf, whose e is 0) go last. (Slices shorter than 3N elements go to softmax_short_rows.)
 //
 // beside(k, half) runs in each step of the long slices' exp loop, which is bound by multiply-adds:
 // other rows' loads, maxima and stores fit beside it (softmax_long_rows).
@@ -476,8 +476,10 @@ void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
 // ways to run a max online both lose that on slices of 2M elements (against 4 ULP allowed): rescaling
 // the sum whenever a block raises the max rounds it once per block (5 ULP on a rising slice); moving
 // the max rarely makes terms round against a point other than the slice's max (4.1 ULP).
-// Rows of at most this many vectors go to softmax_short_rows.
-constexpr std::size_t kShortRowVectors = 2;
+// Rows shorter than this many vectors go to softmax_short_rows. (AVX-512 float32 rows of 33, 40 and
+// 47 there: 2.5, 2.4 and 2.4 -> 1.8, 1.6 and 1.5-1.8 TSC cycles per element; with one more vector,
+// rows of 48 to 64, whose tails are short or none, lost: 1.6 -> 1.8 and 1.2 -> 1.5.)
+constexpr std::size_t kShortRowVectors = 3;
 
 template <class V, bool kLog>
 void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len);
@@ -485,7 +487,7 @@ void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::siz
 template <class V, bool kLog>
 void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   if constexpr (V::N > 1) {
-    if (len <= kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
+    if (len < kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
   }
   if constexpr (std::is_same_v<Elem<V>, float>) {
     if (len >= kOnlineMinLen) return softmax_row_two_pass<V, kLog>(x, y, len);
@@ -571,7 +573,7 @@ constexpr std::size_t kRowBatch = 8;
 // at once, eight rows in one reduce_add_rows8 (AVX-512), with the same bits as total() row by row:
 // the horizontal add at the end of each short row's chain was the hottest code of softmax on rows of
 // 16 floats (2.20 -> 2.02 TSC cycles per element; log_softmax 2.58 -> 2.40; rows of 64 4% faster),
-// before rows of at most 2N moved to softmax_short_rows. Not for the backward
+// before rows shorter than 3N moved to softmax_short_rows. Not for the backward
 // rows, whose sums are not on such a chain: there the lanes' store and reload cost 5%.
 template <class V>
 constexpr bool kBatchTotals = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
@@ -600,7 +602,7 @@ template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
   if constexpr (V::N > 1) {
-    if (len <= kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
+    if (len < kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
   }
   if (len >= 16 * V::N) {
     if ((!kLog || x != y) && !(std::is_same_v<T, float> && len >= kOnlineMinLen)) {
@@ -896,7 +898,7 @@ inline FASTACT_INLINE void transpose_square(V* v) {
   }
 }
 
-// A block of n <= N rows of len elements (contiguous, at most kShortRowVectors * N), to and from
+// A block of n <= N rows of len elements (contiguous, fewer than kShortRowVectors * N), to and from
 // vectors t with lane l of t[j] holding element j of row l; rows past n read as zeros, and lanes past
 // len are ignored. kLen, a power of two up to N (or 0: any len, given at run time), makes the block
 // kLen whole vectors in memory, and log2(kLen) rounds of deinterleaving (each rotating an element's
@@ -974,7 +976,7 @@ inline FASTACT_INLINE void with_row_length(std::size_t len, F f) {
   f(integral_constant<std::size_t, 0>{});
 }
 
-// Rows of at most kShortRowVectors * N elements, N rows at a time, transposed (load_transposed) so
+// Rows of fewer than kShortRowVectors * N elements, N rows at a time, transposed (load_transposed) so
 // that each row is reduced in its own lane and every vector operation works on N rows. (Row by row,
 // a vector held one row of a few elements, and its horizontal max and sum cost more than the row:
 // rows of 4 floats took 16 TSC cycles per element on AVX-512, rows of 17 5.6.)
