@@ -497,8 +497,8 @@ void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   softmax_row_apply<V, kLog>(x, y, len, m, total, softmax_row_factor<Elem<V>, kLog>(total));
 }
 
-// Rows of 16 vectors or more (in cache; not log_softmax in place, whose exp loop stores nothing), one
-// after another, with two other rows' passes run inside each row's exp loop (softmax_row_exp_sum's
+// Rows of 16 vectors or more (float: short of the two-pass form; not log_softmax in place, whose exp
+// loop stores nothing), one after another, with two other rows' passes run inside each row's exp loop (softmax_row_exp_sum's
 // `beside`): the next row's max and the previous row's last pass. That loop is bound by multiply-adds,
 // and the max loop (loads and maxima) and the last pass (a load, a multiply and a store a vector)
 // mostly use other units; run apart, they took about a quarter of the row's time. (AVX-512 float32,
@@ -522,6 +522,7 @@ void softmax_long_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size
   auto apply_prev = [&](std::size_t from, std::size_t to) {
     softmax_row_apply<V, kLog>(prev_x + from, prev_y + from, to - from, prev_m, prev_total, prev_factor);
   };
+  if (rows == 0) return;
   T m = reduce_max(lanes_max<V>(x, len));
   for (std::size_t r = 0; r < rows; ++r) {
     const T* xr = x + r * len;
@@ -1008,9 +1009,9 @@ void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* ou
   constexpr std::size_t N = V::N;
   with_row_length<V>(len, [&](auto fixed) {
     constexpr std::size_t kLen = decltype(fixed)::value;
-    if constexpr (kLen == 0) return;  // (not a power of two: never called)
     constexpr std::size_t n_elems = kLen, half = kLen / 2;
-    V gt[kShortRowVectors * N], vt[kShortRowVectors * N];
+    if constexpr (kLen == 0) return;  // (not a power of two: never called)
+    V gt[N], vt[N];
     for (std::size_t r0 = 0; r0 < rows; r0 += N) {
       const std::size_t n = std::min(N, rows - r0), first = r0 * n_elems;
       load_transposed<V, kLen>(g + first, n_elems, n, gt);
