@@ -883,20 +883,38 @@ inline std::size_t lanes_before(std::size_t at, std::size_t end) {
   return at >= end ? 0 : std::min(V::N, end - at);
 }
 
-// v[0..N), the rows of an N x N matrix, replaced by its columns: log2(N) rounds, each interleaving
-// the first half of the vectors with the second. (Element (i, k) sits at bit string i k; a round
-// rotates that string left by one bit, so log2(N) rounds take it to k i.)
+// log2(M) rounds over v[0..M) (M a power of two), each interleaving the first half of the vectors
+// with the second. Element l of v[i] sits at bit string i l; a round rotates that string left by one
+// bit. deinterleave_rounds undoes them (each of its rounds rotates right by one).
+template <class V, std::size_t M>
+inline FASTACT_INLINE void interleave_rounds(V* v) {
+  for (std::size_t round = 1; round < M; round *= 2) {
+    V w[M];
+    for (std::size_t i = 0; i < M / 2; ++i) {
+      w[2 * i] = interleave_lo(v[i], v[i + M / 2]);
+      w[2 * i + 1] = interleave_hi(v[i], v[i + M / 2]);
+    }
+    std::copy(w, w + M, v);
+  }
+}
+
+template <class V, std::size_t M>
+inline FASTACT_INLINE void deinterleave_rounds(V* v) {
+  for (std::size_t round = 1; round < M; round *= 2) {
+    V w[M];
+    for (std::size_t i = 0; i < M / 2; ++i) {
+      w[i] = deinterleave_even(v[2 * i], v[2 * i + 1]);
+      w[i + M / 2] = deinterleave_odd(v[2 * i], v[2 * i + 1]);
+    }
+    std::copy(w, w + M, v);
+  }
+}
+
+// v[0..N), the rows of an N x N matrix, replaced by its columns: log2(N) rounds take bit string i k
+// to k i.
 template <class V>
 inline FASTACT_INLINE void transpose_square(V* v) {
-  constexpr std::size_t N = V::N;
-  for (std::size_t round = 1; round < N; round *= 2) {
-    V w[N];
-    for (std::size_t i = 0; i < N / 2; ++i) {
-      w[2 * i] = interleave_lo(v[i], v[i + N / 2]);
-      w[2 * i + 1] = interleave_hi(v[i], v[i + N / 2]);
-    }
-    std::copy(w, w + N, v);
-  }
+  interleave_rounds<V, V::N>(v);
 }
 
 // A block of n <= N rows of len elements (contiguous, fewer than kShortRowVectors * N), to and from
@@ -912,14 +930,7 @@ inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, 
   const std::size_t end = n * len;
   if constexpr (kLen != 0) {
     for (std::size_t q = 0; q < kLen; ++q) t[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
-    for (std::size_t round = 1; round < kLen; round *= 2) {
-      V u[kLen];
-      for (std::size_t i = 0; i < kLen / 2; ++i) {
-        u[i] = deinterleave_even(t[2 * i], t[2 * i + 1]);
-        u[i + kLen / 2] = deinterleave_odd(t[2 * i], t[2 * i + 1]);
-      }
-      std::copy(u, u + kLen, t);
-    }
+    deinterleave_rounds<V, kLen>(t);
   } else {
     for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
       for (std::size_t l = 0; l < N; ++l) {
@@ -938,14 +949,7 @@ inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::
   constexpr std::size_t N = V::N;
   const std::size_t end = n * len;
   if constexpr (kLen != 0) {
-    for (std::size_t round = 1; round < kLen; round *= 2) {
-      V u[kLen];
-      for (std::size_t i = 0; i < kLen / 2; ++i) {
-        u[2 * i] = interleave_lo(t[i], t[i + kLen / 2]);
-        u[2 * i + 1] = interleave_hi(t[i], t[i + kLen / 2]);
-      }
-      std::copy(u, u + kLen, t);
-    }
+    interleave_rounds<V, kLen>(t);
     for (std::size_t q = 0; q < kLen; ++q) {
       if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), t[q]);
     }
