@@ -34,7 +34,7 @@ struct F64 {
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
   // Eight rows' reduce_add at once (defined below reduce_add).
-  static void reduce_add_rows8(const double* lanes, double* out);
+  static F64 reduce_add_rows8(const F64* rows);
 };
 
 inline void store(float* p, F32 a) { _mm512_storeu_ps(p, a.v); }
@@ -146,13 +146,13 @@ inline double reduce_add(F64 a) {
   const __m128d pairs = _mm_add_pd(_mm256_extractf128_pd(quads, 1), _mm256_castpd256_pd128(quads));
   return _mm_cvtsd_f64(_mm_add_sd(_mm_unpackhi_pd(pairs, pairs), pairs));
 }
-// out[r] = reduce_add(F64::load(lanes + 8 r)) for r < 8, bit for bit, by the same additions made
-// across the rows: about 21 operations for the eight, where eight horizontal reductions take 48 and
-// end each row's chain (softmax over short rows; see softmax-inl.h, row_totals).
-inline void F64::reduce_add_rows8(const double* lanes, double* out) {
+// Lane r = reduce_add(rows[r]) for r < 8, bit for bit, by the same additions made across the rows:
+// about 21 operations for the eight, where eight horizontal reductions take 48 and end each row's
+// chain (short softmax rows; see softmax-inl.h, row_totals and softmax_backward_vector_rows).
+inline F64 F64::reduce_add_rows8(const F64* rows) {
   __m512d quads[4], pairs[2];
   for (int i = 0; i < 4; ++i) {  // rows 2i and 2i+1: lanes k + k+4, in the low and high halves
-    const __m512d a = _mm512_loadu_pd(lanes + 16 * i), b = _mm512_loadu_pd(lanes + 16 * i + 8);
+    const __m512d a = rows[2 * i].v, b = rows[2 * i + 1].v;
     quads[i] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0xEE), _mm512_shuffle_f64x2(a, b, 0x44));
   }
   for (int i = 0; i < 2; ++i) {  // rows 4i..4i+3: k + k+2, two lanes a row
@@ -160,8 +160,7 @@ inline void F64::reduce_add_rows8(const double* lanes, double* out) {
     pairs[i] = _mm512_add_pd(_mm512_shuffle_f64x2(a, b, 0xDD), _mm512_shuffle_f64x2(a, b, 0x88));
   }
   const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-  _mm512_storeu_pd(out, _mm512_add_pd(_mm512_permutex2var_pd(pairs[0], odd, pairs[1]),
-                                      _mm512_permutex2var_pd(pairs[0], even, pairs[1])));
+  return {_mm512_add_pd(_mm512_permutex2var_pd(pairs[0], odd, pairs[1]), _mm512_permutex2var_pd(pairs[0], even, pairs[1]))};
 }
 
 
