@@ -765,11 +765,10 @@ void softmax_backward_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
       gs[k] = V::load(g + (r + k) * N), vs[k] = V::load(v + (r + k) * N);
       lanes[k] = softmax_backward_vector_sum<V, kLog>(gs[k], vs[k]).lane_sums();
     }
-    alignas(64) double totals[8];
-    store(totals, V64::reduce_add_rows8(lanes));
+    // The totals rounded to float together (as static_cast rounds each), then one permute a row.
+    const V sums = narrow(V64::reduce_add_rows8(lanes));
     for (std::size_t k = 0; k < 8; ++k) {
-      const V s = splat<V>(static_cast<T>(totals[k]));
-      store(out + (r + k) * N, softmax_backward_grad<V, kLog>(gs[k], vs[k], s));
+      store(out + (r + k) * N, softmax_backward_grad<V, kLog>(gs[k], vs[k], broadcast_lane(sums, k)));
     }
   }
   for (; r < rows; ++r) softmax_backward_row<V, kLog>(g + r * N, v + r * N, out + r * N, N);

@@ -195,5 +195,11 @@ inline F64 widen_lo(F32 a) { return {_mm512_cvtps_pd(_mm512_castps512_ps256(a.v)
 inline F64 widen_hi(F32 a) {
   return {_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)))};
 }
+// For a batch's totals (softmax-inl.h, softmax_backward_vector_rows, with reduce_add_rows8): a's
+// lanes rounded to float in lanes 0-7 (the rest 0), and lane k of a float vector in every lane.
+inline F32 narrow(F64 a) { return {_mm512_zextps256_ps512(_mm512_cvtpd_ps(a.v))}; }
+inline F32 broadcast_lane(F32 a, std::size_t k) {
+  return {_mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(k)), a.v)};
+}
 
 }  // namespace fastact::avx512
