@@ -474,9 +474,10 @@ def test_row_batches_match_single_rows_bit_for_bit(name, target):
     """Short float32 rows are reduced in batches of 8 (AVX-512: the batch's totals at once, by the
     same additions as one row at a time): each of 19 rows (two full batches and a partial one) must
     equal the same row passed alone. Logits spread over [-80, 0] make the double sums of a row's lanes
-    round, so another order of additions would change bits. Every length to 40 and some longer."""
+    round, so another order of additions would change bits. Every length to 40 and some longer,
+    among them rows of 2-8 whole vectors on every target (softmax_backward_whole_vector_rows)."""
     rng = np.random.default_rng(11)
-    for n in list(range(1, 41)) + [63, 64, 100, 127, 255]:
+    for n in list(range(1, 41)) + [48, 63, 64, 96, 100, 127, 128, 255]:
         x = rng.uniform(-80.0, 0.0, (19, n)).astype(np.float32)
         args = (x,) if name in SOFTMAX else (rng.standard_normal((19, n)).astype(np.float32), fastact.softmax(x))
         r = call(name, *args)
