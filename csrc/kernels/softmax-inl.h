@@ -350,13 +350,30 @@ inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::
   constexpr std::size_t N = V::N;
   if (std::isnan(total)) return fill_nan(y, len);
   const V vm = splat<V>(m), f = splat<V>(factor);
+  auto apply = [&](std::size_t at) FASTACT_INLINE {
+    if constexpr (kLog) {
+      return (V::load(x + at) - vm) - f;
+    } else {
+      return normalize(V::load(y + at), f);
+    }
+  };
   std::size_t i = 0;
-  if constexpr (kLog) {
-    for (; i + N <= len; i += N) store(y + i, (V::load(x + i) - vm) - f);
-    if (i < len) store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - f);
-  } else {
-    for (; i + N <= len; i += N) store(y + i, normalize(V::load(y + i), f));
-    if (i < len) store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), f));
+  if (len > N && len % N != 0) {
+    // The tail as the whole vector ending at len, computed before the loop overwrites the part it
+    // shares with the last full vector (in place): a masked store of the tail stalled the next
+    // row's first load (AMD).
+    const V last = apply(len - N);
+    for (; i + N <= len; i += N) store(y + i, apply(i));
+    store(y + len - N, last);
+    return;
+  }
+  for (; i + N <= len; i += N) store(y + i, apply(i));
+  if (i < len) {
+    if constexpr (kLog) {
+      store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - f);
+    } else {
+      store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), f));
+    }
   }
 }
 
