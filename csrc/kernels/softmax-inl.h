@@ -344,36 +344,35 @@ inline T softmax_row_factor(double total) {
 }
 
 // The last pass, given the max, the sum and its factor; a NaN sum makes the slice NaN.
+// y[0, len) = value(at, n) for the vectors at = 0, N, 2N, ... (n = N but for a tail): the last pass of
+// a row, elementwise, whose inputs may be y itself. A tail of a row longer than N is the whole vector
+// ending at len, computed before the loop overwrites the lanes it shares with the last full vector:
+// a masked store of the tail stalled the next row's first load (AMD; softmax rows of 100 floats
+// 1.43-1.52 -> 1.31-1.37 TSC cycles per element).
+template <class V, class Value>
+inline FASTACT_INLINE void store_row(Elem<V>* y, std::size_t len, Value value) {
+  constexpr std::size_t N = V::N;
+  std::size_t i = 0;
+  if (len > N && len % N != 0) {
+    const V last = value(len - N, N);
+    for (; i + N <= len; i += N) store(y + i, value(i, N));
+    store(y + len - N, last);
+    return;
+  }
+  for (; i + N <= len; i += N) store(y + i, value(i, N));
+  if (i < len) store_tail(y + i, len - i, value(i, len - i));
+}
+
 template <class V, bool kLog>
 inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V> m, double total,
                                              Elem<V> factor) {
   constexpr std::size_t N = V::N;
   if (std::isnan(total)) return fill_nan(y, len);
   const V vm = splat<V>(m), f = splat<V>(factor);
-  auto apply = [&](std::size_t at) FASTACT_INLINE {
-    if constexpr (kLog) {
-      return (V::load(x + at) - vm) - f;
-    } else {
-      return normalize(V::load(y + at), f);
-    }
-  };
-  std::size_t i = 0;
-  if (len > N && len % N != 0) {
-    // The tail as the whole vector ending at len, computed before the loop overwrites the part it
-    // shares with the last full vector (in place): a masked store of the tail stalled the next
-    // row's first load (AMD).
-    const V last = apply(len - N);
-    for (; i + N <= len; i += N) store(y + i, apply(i));
-    store(y + len - N, last);
-    return;
-  }
-  for (; i + N <= len; i += N) store(y + i, apply(i));
-  if (i < len) {
-    if constexpr (kLog) {
-      store_tail(y + i, len - i, (load_tail<V>(x + i, len - i, 0) - vm) - f);
-    } else {
-      store_tail(y + i, len - i, normalize(load_tail<V>(y + i, len - i, 0), f));
-    }
+  if constexpr (kLog) {
+    store_row<V>(y, len, [&](std::size_t at, std::size_t n) FASTACT_INLINE { return (load_tail<V>(x + at, n, 0) - vm) - f; });
+  } else {
+    store_row<V>(y, len, [&](std::size_t at, std::size_t n) FASTACT_INLINE { return normalize(load_tail<V>(y + at, n, 0), f); });
   }
 }
 
@@ -736,10 +735,9 @@ inline FASTACT_INLINE void softmax_backward_apply(const Elem<V>* g, const Elem<V
   using T = Elem<V>;
   constexpr std::size_t N = V::N;
   const V s = splat<V>(static_cast<T>(total));
-  auto f = [s](V gv, V vv) FASTACT_INLINE { return softmax_backward_grad<V, kLog>(gv, vv, s); };
-  std::size_t i = 0;
-  for (; i + N <= len; i += N) store(out + i, f(V::load(g + i), V::load(v + i)));
-  if (i < len) store_tail(out + i, len - i, f(load_tail<V>(g + i, len - i, 0), load_tail<V>(v + i, len - i, 0)));
+  store_row<V>(out, len, [&](std::size_t at, std::size_t n) FASTACT_INLINE {
+    return softmax_backward_grad<V, kLog>(load_tail<V>(g + at, n, 0), load_tail<V>(v + at, n, 0), s);
+  });
 }
 
 // Backward rows that go to softmax_backward_short_rows: a power of two below N. (Other lengths
