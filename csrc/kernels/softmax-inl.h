@@ -14,6 +14,7 @@
 #include <limits>
 #include <numeric>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "online_softmax.h"
@@ -740,12 +741,14 @@ inline FASTACT_INLINE void softmax_backward_apply(const Elem<V>* g, const Elem<V
   });
 }
 
-// Backward rows that go to softmax_backward_short_rows: a power of two below N. (Other lengths
-// transposed lost to the row kernel: AVX-512 float32 rows of 12, 16 and 24 went from 1.4, 0.68 and
-// 0.82 to 1.9, 0.97 and 1.7 TSC cycles per element, rows of 3 from 11.0 to 10.0.)
+// Backward rows that go to softmax_backward_short_rows: shorter than a vector, whose length the
+// block then knows at compile time (with_row_length). (Transposed with the length known only at run
+// time, AVX-512 float32 rows of 12, 16 and 24 lost to the row kernel: 1.4, 0.68 and 0.82 -> 1.9, 0.97
+// and 1.7 TSC cycles per element. Known at compile time, rows of 3, 5, 10 and 15 gained: 7.9, 4.8,
+// 2.5 and 2.0 -> 4.7, 2.9, 2.0 and 1.55; AVX2 rows of 3, 5 and 7 9.7, 7.5 and 4.4 -> 3.7, 2.3 and 1.7.)
 template <class V>
 inline bool backward_short_row(std::size_t len) {
-  return len < V::N && (len & (len - 1)) == 0;
+  return len < V::N;
 }
 
 template <class V, bool kLog>
@@ -972,6 +975,8 @@ inline FASTACT_INLINE void softmax_transposed_block(V* t, std::size_t len) {
   for (std::size_t j = 0; j < len; ++j) t[j] = kLog ? (t[j] - m) - f : normalize(e[j], f);
 }
 
+constexpr bool is_power_of_two(std::size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
 // How many of the N elements at `at` lie before `end`: a short-rows block reads and writes a row's
 // vector whole where that stays inside the block, else only up to its end (the rows after it may be
 // another thread's, or past the array). One masked access on AVX-512, either way.
@@ -1016,16 +1021,16 @@ inline FASTACT_INLINE void transpose_square(V* v) {
 
 // A block of n <= N rows of len elements (contiguous, fewer than kShortRowVectors * N), to and from
 // vectors t with lane l of t[j] holding element j of row l; rows past n read as zeros, and lanes past
-// len are ignored. kLen, a power of two up to N (or 0: any len, given at run time), makes the block
-// kLen whole vectors in memory, and log2(kLen) rounds of deinterleaving (each rotating an element's
-// index bits right by one) put element l kLen + j in lane l of t[j]: 2 kLen log2(kLen) permutes
-// each way, where a square takes 2 N log2(N) (rows of 4 floats on AVX-512: 16, not 128). Other
-// lengths take one N x N square per vector of a row.
+// len are ignored. kLen is len when it is known at compile time (up to N), else 0. A power of two
+// makes the block kLen whole vectors in memory, and log2(kLen) rounds of deinterleaving (each
+// rotating an element's index bits right by one) put element l kLen + j in lane l of t[j]:
+// 2 kLen log2(kLen) permutes each way, where a square takes 2 N log2(N) (rows of 4 floats on
+// AVX-512: 16, not 128). Other lengths take one N x N square per vector of a row.
 template <class V, std::size_t kLen>
 inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, std::size_t n, V* t) {
   constexpr std::size_t N = V::N;
   const std::size_t end = n * len;
-  if constexpr (kLen != 0) {
+  if constexpr (is_power_of_two(kLen)) {
     for (std::size_t q = 0; q < kLen; ++q) t[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
     deinterleave_rounds<V, kLen>(t);
   } else {
@@ -1045,7 +1050,7 @@ template <class V, std::size_t kLen>
 inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::size_t n, V* t) {
   constexpr std::size_t N = V::N;
   const std::size_t end = n * len;
-  if constexpr (kLen != 0) {
+  if constexpr (is_power_of_two(kLen)) {
     interleave_rounds<V, kLen>(t);
     for (std::size_t q = 0; q < kLen; ++q) {
       if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), t[q]);
@@ -1061,21 +1066,19 @@ inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::
   }
 }
 
-// f(std::integral_constant<std::size_t, kLen>) with kLen = len if len is a power of two up to N, else
-// kLen = 0: the blocks of such rows compile to straight-line code.
+// f(std::integral_constant<std::size_t, kLen>) with kLen = len for len up to N, else kLen = 0: the
+// blocks of rows no longer than a vector compile to straight-line code (AVX-512 float32 rows of 10:
+// 2.3-2.6 -> 1.75-2.1 TSC cycles per element, with len known only at run time; powers of two gain
+// more, 2x-3x, as their blocks also skip the square transposes).
+template <class V, class F, std::size_t... kLess>
+inline FASTACT_INLINE void with_row_length(std::size_t len, F f, std::index_sequence<kLess...>) {
+  const bool fixed = ((len == kLess + 1 && (f(std::integral_constant<std::size_t, kLess + 1>{}), true)) || ...);
+  if (!fixed) f(std::integral_constant<std::size_t, 0>{});
+}
+
 template <class V, class F>
 inline FASTACT_INLINE void with_row_length(std::size_t len, F f) {
-  constexpr std::size_t N = V::N;
-  using std::integral_constant;
-  switch (len) {
-    case 1: return f(integral_constant<std::size_t, 1>{});
-    case 2: if constexpr (N >= 2) return f(integral_constant<std::size_t, 2>{}); break;
-    case 4: if constexpr (N >= 4) return f(integral_constant<std::size_t, 4>{}); break;
-    case 8: if constexpr (N >= 8) return f(integral_constant<std::size_t, 8>{}); break;
-    case 16: if constexpr (N >= 16) return f(integral_constant<std::size_t, 16>{}); break;
-    default: break;
-  }
-  f(integral_constant<std::size_t, 0>{});
+  with_row_length<V>(len, f, std::make_index_sequence<V::N>{});
 }
 
 // Rows of fewer than kShortRowVectors * N elements, N rows at a time, transposed (load_transposed) so
@@ -1098,7 +1101,7 @@ void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::siz
   });
 }
 
-// The backward ops on the same blocks, for rows of a power-of-two length below N (backward_short_row):
+// The backward ops on the same blocks, for rows shorter than N (backward_short_row):
 // g and y (or log_y) transposed, each row's sum in its lane with softmax_backward_col_block's
 // arithmetic (so a row gets the bits of the same slice along axis 0), the gradient computed in the
 // same layout and transposed back. (AVX-512 float32 rows of 2, 4 and 8: 9.7, 4.9 and 2.0 TSC cycles
@@ -1111,7 +1114,7 @@ void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* ou
   with_row_length<V>(len, [&](auto fixed) {
     constexpr std::size_t kLen = decltype(fixed)::value;
     constexpr std::size_t n_elems = kLen, half = kLen / 2;
-    if constexpr (kLen == 0) return;  // (not a power of two: never called)
+    if constexpr (kLen == 0) return;  // (a row of N or more: never called)
     V gt[N], vt[N];
     for (std::size_t r0 = 0; r0 < rows; r0 += N) {
       const std::size_t n = std::min(N, rows - r0), first = r0 * n_elems;
