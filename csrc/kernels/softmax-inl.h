@@ -767,7 +767,8 @@ void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std:
 // additions as total() makes for one row, so the same bits as a row alone. Row by row, each row's
 // horizontal add cost more than its vector work, and the batch form's store and reload of the lanes
 // (kBatchTotals) cost as much again. (16384 x 16 floats, TSC cycles per element, alternating runs:
-// softmax_backward 0.56-0.57 -> 0.50-0.51, log_softmax_backward 0.96 -> 0.81-0.84.)
+// softmax_backward 0.56-0.57 -> 0.50-0.51, log_softmax_backward 0.96 -> 0.81-0.84; the totals
+// rounded and spread by vector ops, narrow and broadcast_lane, then 0.50 -> 0.47.)
 template <class V>
 constexpr bool kBackwardVectorRows = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
 
