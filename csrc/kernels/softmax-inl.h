@@ -344,7 +344,6 @@ inline T softmax_row_factor(double total) {
   return factor;
 }
 
-// The last pass, given the max, the sum and its factor; a NaN sum makes the slice NaN.
 // y[0, len) = value(at, n) for the vectors at = 0, N, 2N, ... (n = N but for a tail): the last pass of
 // a row, elementwise, whose inputs may be y itself. A tail of a row longer than N is the whole vector
 // ending at len, computed before the loop overwrites the lanes it shares with the last full vector:
@@ -364,10 +363,10 @@ inline FASTACT_INLINE void store_row(Elem<V>* y, std::size_t len, Value value) {
   if (i < len) store_tail(y + i, len - i, value(i, len - i));
 }
 
+// The last pass, given the max, the sum and its factor; a NaN sum makes the slice NaN.
 template <class V, bool kLog>
 inline FASTACT_INLINE void softmax_row_apply(const Elem<V>* x, Elem<V>* y, std::size_t len, Elem<V> m, double total,
                                              Elem<V> factor) {
-  constexpr std::size_t N = V::N;
   if (std::isnan(total)) return fill_nan(y, len);
   const V vm = splat<V>(m), f = splat<V>(factor);
   if constexpr (kLog) {
@@ -664,10 +663,6 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
       });
 }
 
-// grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
-// The row's sum: sum(g * y), or sum(g) for log_softmax, its terms paired (i with i + len/2) as in
-// the forward sum, so that the column kernel, pairing the same terms, gives the same bits (where the
-// double sums are exact, as above).
 // The sum of a row of exactly one vector: its halves are the pairs (see WideSum::add_halves).
 template <class V, bool kLog>
 inline FASTACT_INLINE WideSum<V> softmax_backward_vector_sum(V g, V v) {
@@ -680,6 +675,10 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_vector_sum(V g, V v) {
   return sum;
 }
 
+// grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
+// The row's sum: sum(g * y), or sum(g) for log_softmax, its terms paired (i with i + len/2) as in
+// the forward sum, so that the column kernel, pairing the same terms, gives the same bits (where the
+// double sums are exact, as above).
 template <class V, bool kLog>
 inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const Elem<V>* v, std::size_t len) {
   constexpr std::size_t N = V::N;
@@ -734,7 +733,6 @@ inline FASTACT_INLINE V softmax_backward_grad(V gv, V vv, V s) {
 template <class V, bool kLog>
 inline FASTACT_INLINE void softmax_backward_apply(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len, double total) {
   using T = Elem<V>;
-  constexpr std::size_t N = V::N;
   const V s = splat<V>(static_cast<T>(total));
   store_row<V>(out, len, [&](std::size_t at, std::size_t n) FASTACT_INLINE {
     return softmax_backward_grad<V, kLog>(load_tail<V>(g + at, n, 0), load_tail<V>(v + at, n, 0), s);
