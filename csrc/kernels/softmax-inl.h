@@ -344,6 +344,18 @@ inline T softmax_row_factor(double total) {
   return factor;
 }
 
+// f(std::integral_constant<std::size_t, n>) if kMin <= n <= kMax, and whether it was called: a count
+// known at run time made a compile-time constant, for kernels that unroll on it.
+template <std::size_t kMin, class F, std::size_t... kOffsets>
+inline FASTACT_INLINE bool with_constant(std::size_t n, F f, std::index_sequence<kOffsets...>) {
+  return ((n == kMin + kOffsets && (f(std::integral_constant<std::size_t, kMin + kOffsets>{}), true)) || ...);
+}
+
+template <std::size_t kMin, std::size_t kMax, class F>
+inline FASTACT_INLINE bool with_constant(std::size_t n, F f) {
+  return with_constant<kMin>(n, f, std::make_index_sequence<kMax - kMin + 1>{});
+}
+
 // y[0, len) = value(at, n) for the vectors at = 0, N, 2N, ... (n = N but for a tail): the last pass of
 // a row, elementwise, whose inputs may be y itself. A tail of a row longer than N is the whole vector
 // ending at len, computed before the loop overwrites the lanes it shares with the last full vector:
@@ -352,15 +364,15 @@ inline T softmax_row_factor(double total) {
 template <class V, class Value>
 inline FASTACT_INLINE void store_row(Elem<V>* y, std::size_t len, Value value) {
   constexpr std::size_t N = V::N;
+  const bool whole_tail = len > N && len % N != 0;
+  const V last = whole_tail ? value(len - N, N) : V{};
   std::size_t i = 0;
-  if (len > N && len % N != 0) {
-    const V last = value(len - N, N);
-    for (; i + N <= len; i += N) store(y + i, value(i, N));
-    store(y + len - N, last);
-    return;
-  }
   for (; i + N <= len; i += N) store(y + i, value(i, N));
-  if (i < len) store_tail(y + i, len - i, value(i, len - i));
+  if (whole_tail) {
+    store(y + len - N, last);
+  } else if (i < len) {
+    store_tail(y + i, len - i, value(i, len - i));
+  }
 }
 
 // The last pass, given the max, the sum and its factor; a NaN sum makes the slice NaN.
@@ -823,15 +835,10 @@ void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
     if (len == V::N) return softmax_backward_vector_rows<V, kLog>(g, v, out, rows);
   }
   const std::size_t whole_vectors = len % V::N == 0 ? len / V::N : 0;
-  switch (whole_vectors) {
-    case 2: return softmax_backward_whole_vector_rows<V, kLog, 2>(g, v, out, rows);
-    case 3: return softmax_backward_whole_vector_rows<V, kLog, 3>(g, v, out, rows);
-    case 4: return softmax_backward_whole_vector_rows<V, kLog, 4>(g, v, out, rows);
-    case 5: return softmax_backward_whole_vector_rows<V, kLog, 5>(g, v, out, rows);
-    case 6: return softmax_backward_whole_vector_rows<V, kLog, 6>(g, v, out, rows);
-    case 7: return softmax_backward_whole_vector_rows<V, kLog, 7>(g, v, out, rows);
-    case 8: return softmax_backward_whole_vector_rows<V, kLog, 8>(g, v, out, rows);
-    default: break;
+  if (with_constant<2, 8>(whole_vectors, [&](auto fixed) {
+        softmax_backward_whole_vector_rows<V, kLog, decltype(fixed)::value>(g, v, out, rows);
+      })) {
+    return;
   }
   if (len >= 16 * V::N) {
     for (std::size_t r = 0; r < rows; ++r) softmax_backward_row<V, kLog>(g + r * len, v + r * len, out + r * len, len);
@@ -1069,15 +1076,9 @@ inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::
 // blocks of rows no longer than a vector compile to straight-line code (AVX-512 float32 rows of 10:
 // 2.3-2.6 -> 1.75-2.1 TSC cycles per element, with len known only at run time; powers of two gain
 // more, 2x-3x, as their blocks also skip the square transposes).
-template <class V, class F, std::size_t... kLess>
-inline FASTACT_INLINE void with_row_length(std::size_t len, F f, std::index_sequence<kLess...>) {
-  const bool fixed = ((len == kLess + 1 && (f(std::integral_constant<std::size_t, kLess + 1>{}), true)) || ...);
-  if (!fixed) f(std::integral_constant<std::size_t, 0>{});
-}
-
 template <class V, class F>
 inline FASTACT_INLINE void with_row_length(std::size_t len, F f) {
-  with_row_length<V>(len, f, std::make_index_sequence<V::N>{});
+  if (!with_constant<1, V::N>(len, f)) f(std::integral_constant<std::size_t, 0>{});
 }
 
 // Rows of fewer than kShortRowVectors * N elements, N rows at a time, transposed (load_transposed) so
