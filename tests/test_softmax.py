@@ -45,11 +45,14 @@ def test_every_axis_on_every_layout(name, dtype, layout, axis_id, target):
 @pytest.mark.parametrize("name", FAMILY)
 def test_non_last_axis_every_inner_length(name, dtype, target):
     """Reducing over a non-last axis vectorises across the inner dimension: every inner length 1..33
-    (every tail), and slices of lengths 1..9 along axis 0."""
+    (every tail), and slices of lengths 1..9 along axis 0. The longer slices give the last, partial
+    vector of columns (masked) an odd number of rows paired across their halves."""
     for n in range(1, 34):
-        for shape, axis in (((5, n), 0), ((3, 4, n), 1), ((n, 3), 0)):
+        for shape, axis in (((5, n), 0), ((3, 4, n), 1), ((n, 3), 0), ((101, n), 0)):
             args = make_inputs(name, shape, dtype, seed=n, axis=axis)
             assert_correct(name, call(name, *args, axis=axis), *args, axis=axis)
+    args = make_inputs(name, (1024, 250), dtype, seed=250, axis=0)
+    assert_correct(name, call(name, *args, axis=0), *args, axis=0)
     for m in range(1, 10):
         args = make_inputs(name, (m, 17), dtype, seed=m, axis=0)
         assert_correct(name, call(name, *args, axis=0), *args, axis=0)
