@@ -207,6 +207,25 @@ def test_short_backward_rows_match_axis_0_bit_for_bit(name, dtype, target):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
+def test_backward_column_blocks_in_turn_match_single_columns(name, dtype, target):
+    """Along axis 0, the backward runs each block of columns' last pass in one loop with the next
+    block's sum (softmax_backward_col_blocks, where two blocks fit in 128 KB). Every column must get
+    the bits it gets alone (a one-column view, a masked block of its own), for odd and even slice
+    lengths, also in place (into g and into y)."""
+    for shape in ((15, 203), (16, 200), (33, 130)):
+        g, y = make_inputs(name, shape, dtype, seed=shape[0], axis=0)
+        whole = call(name, g, y, axis=0)
+        assert_correct(name, whole, g, y, axis=0)
+        alone = np.stack([call(name, g[:, c:c + 1], y[:, c:c + 1], axis=0)[:, 0] for c in range(shape[1])], axis=1)
+        assert_same(whole, alone, f"{shape}: whole against one column at a time")
+        for which in (0, 1):
+            args = [g.copy(), y.copy()]
+            call(name, *args, axis=0, out=args[which])
+            assert_same(args[which], whole, f"{shape}: in place (argument {which})")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX)
 def test_long_rows_in_turn_match_single_rows(name, dtype, target):
     """Rows of 16 vectors or more run each row's exp loop with the next row's max and the previous row's
