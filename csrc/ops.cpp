@@ -54,8 +54,11 @@ void run_binary(Binary op, const T* grad, const T* v, T* out, std::size_t n, T p
 
 // Splits an (outer, len, inner) reduction into work items and runs them on the threads:
 // rows(offset, count) for slices along the last axis (inner == 1), or cols(offset, width) for
-// up to kColumnBlock adjacent slices of a non-last axis. Each slice is reduced whole by one
-// kernel call, so any split between threads gives the same bits.
+// adjacent slices of a non-last axis, items of kColumnBlock slices. A thread's run of items in one
+// outer index is one call, so the kernel sees all of its columns at once (the backward overlaps
+// one column block's passes with the next block's: softmax_backward_col_blocks). Each slice is
+// reduced whole by one kernel call, with the same arithmetic in any block, so any split between
+// threads gives the same bits.
 template <class Rows, class Cols>
 void for_slices(std::size_t outer, std::size_t len, std::size_t inner, Rows rows, Cols cols) {
   if (inner == 1) {
@@ -67,9 +70,11 @@ void for_slices(std::size_t outer, std::size_t len, std::size_t inner, Rows rows
   const std::size_t per_item = len * (inner < kColumnBlock ? inner : kColumnBlock);
   const std::size_t grain = per_item >= kSoftmaxGrain ? 1 : kSoftmaxGrain / per_item;
   parallel_for(outer * blocks, grain, 1, [&](std::size_t b, std::size_t e) {
-    for (std::size_t item = b; item < e; ++item) {
-      const std::size_t o = item / blocks, c = (item % blocks) * kColumnBlock;
-      cols(o * len * inner + c, inner - c < kColumnBlock ? inner - c : kColumnBlock);
+    for (std::size_t item = b; item < e;) {
+      const std::size_t o = item / blocks, last = std::min(e, (o + 1) * blocks);
+      const std::size_t c = (item - o * blocks) * kColumnBlock;
+      cols(o * len * inner + c, std::min(inner, (last - o * blocks) * kColumnBlock) - c);
+      item = last;
     }
   });
 }
