@@ -1048,6 +1048,84 @@ inline FASTACT_INLINE void transpose_square(V* v) {
   interleave_rounds<V, V::N>(v);
 }
 
+// A fixed move of lanes among kLen vectors, as chains of two-source permutes (permute2): out[o] takes
+// its lanes from the source vectors in increasing order, the first two in one permute, each further
+// one in a permute with the lanes placed so far. Move::from(o, p) is the source (vector, lane) of lane p
+// of out[o]. Tables built at compile time; the first step's sources are src[o][0] and src[o][1], step
+// k's (k > 0) the lanes so far and src[o][k + 1].
+template <class Index, std::size_t kLen, std::size_t N>
+struct PermuteChains {
+  Index index[kLen][kLen][N] = {};
+  std::size_t src[kLen][kLen + 1] = {};
+  std::size_t steps[kLen] = {};
+};
+
+template <class Index, std::size_t kLen, std::size_t N, class Move>
+constexpr PermuteChains<Index, kLen, N> permute_chains() {
+  PermuteChains<Index, kLen, N> c{};
+  for (std::size_t o = 0; o < kLen; ++o) {
+    bool used[kLen] = {};
+    for (std::size_t p = 0; p < N; ++p) used[Move::from(o, p).first] = true;
+    std::size_t count = 0;
+    for (std::size_t q = 0; q < kLen; ++q) {
+      if (used[q]) c.src[o][count++] = q;
+    }
+    if (count == 1) c.src[o][count++] = c.src[o][0];
+    c.steps[o] = count - 1;
+    for (std::size_t k = 0; k < count - 1; ++k) {
+      for (std::size_t p = 0; p < N; ++p) {
+        const auto [q, lane] = Move::from(o, p);
+        std::size_t placed = p;  // a lane placed by an earlier step, or not yet (either way, any lane)
+        if (k == 0 && q == c.src[o][0]) placed = lane;
+        if (q == c.src[o][k + 1]) placed = N + lane;
+        c.index[o][k][p] = static_cast<Index>(placed);
+      }
+    }
+  }
+  return c;
+}
+
+template <class V, std::size_t kLen, class Move>
+inline FASTACT_INLINE void permute_vectors(const V* in, V* out) {
+  static constexpr auto c = permute_chains<typename V::LaneIndex, kLen, V::N, Move>();
+  for (std::size_t o = 0; o < kLen; ++o) {
+    V acc = permute2(in[c.src[o][0]], in[c.src[o][1]], c.index[o][0]);
+    for (std::size_t k = 1; k < c.steps[o]; ++k) acc = permute2(acc, in[c.src[o][k + 1]], c.index[o][k]);
+    out[o] = acc;
+  }
+}
+
+// Element e of a block of N rows of kLen elements is lane e % N of vector e / N in memory order, and
+// lane e / kLen of vector e % kLen transposed (lane l holds row l).
+template <std::size_t kLen, std::size_t N>
+struct RowsToLanes {
+  static constexpr std::pair<std::size_t, std::size_t> from(std::size_t j, std::size_t l) {
+    return {(l * kLen + j) / N, (l * kLen + j) % N};
+  }
+};
+template <std::size_t kLen, std::size_t N>
+struct LanesToRows {
+  static constexpr std::pair<std::size_t, std::size_t> from(std::size_t q, std::size_t p) {
+    return {(q * N + p) % kLen, (q * N + p) / kLen};
+  }
+};
+
+// Whether blocks of rows of kLen elements are transposed by permute chains: kLen (kLen - 1) permutes
+// each way, against N log2(N) shuffles for the square transposes (powers of two have their own
+// rounds). A permute in a chain cost about three of those shuffles (AVX-512 float32, TSC cycles per
+// element, softmax rows of 3 / 5 / 6 / 7: 4.4 / 3.0 / 2.5 / 2.2 -> 1.4 / 1.5-1.6 / 2.5 / 2.9;
+// softmax_backward 4.6 / 2.9 / 2.4-3.2 / 2.1 -> 0.8 / 1.2 / 2.7 / 2.9).
+template <class V, std::size_t kLen>
+constexpr bool permute_transposed() {
+  if constexpr (V::has_permute2 && kLen > 1 && !is_power_of_two(kLen)) {
+    std::size_t log2n = 0;
+    while ((std::size_t{1} << log2n) < V::N) ++log2n;
+    return 3 * kLen * (kLen - 1) <= V::N * log2n;
+  } else {
+    return false;
+  }
+}
+
 // A block of n <= N rows of len elements (contiguous, fewer than kShortRowVectors * N), to and from
 // vectors t with lane l of t[j] holding element j of row l; rows past n read as zeros, and lanes past
 // len are ignored. kLen is len when it is known at compile time (up to N), else 0. A power of two
@@ -1059,9 +1137,15 @@ template <class V, std::size_t kLen>
 inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, std::size_t n, V* t) {
   constexpr std::size_t N = V::N;
   const std::size_t end = n * len;
-  if constexpr (is_power_of_two(kLen)) {
-    for (std::size_t q = 0; q < kLen; ++q) t[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
-    deinterleave_rounds<V, kLen>(t);
+  if constexpr (is_power_of_two(kLen) || permute_transposed<V, kLen>()) {
+    V v[kLen];
+    for (std::size_t q = 0; q < kLen; ++q) v[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
+    if constexpr (is_power_of_two(kLen)) {
+      deinterleave_rounds<V, kLen>(v);
+      std::copy(v, v + kLen, t);
+    } else {
+      permute_vectors<V, kLen, RowsToLanes<kLen, N>>(v, t);
+    }
   } else {
     for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
       for (std::size_t l = 0; l < N; ++l) {
@@ -1079,10 +1163,16 @@ template <class V, std::size_t kLen>
 inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::size_t n, V* t) {
   constexpr std::size_t N = V::N;
   const std::size_t end = n * len;
-  if constexpr (is_power_of_two(kLen)) {
-    interleave_rounds<V, kLen>(t);
+  if constexpr (is_power_of_two(kLen) || permute_transposed<V, kLen>()) {
+    V v[kLen];
+    if constexpr (is_power_of_two(kLen)) {
+      interleave_rounds<V, kLen>(t);
+      std::copy(t, t + kLen, v);
+    } else {
+      permute_vectors<V, kLen, LanesToRows<kLen, N>>(t, v);
+    }
     for (std::size_t q = 0; q < kLen; ++q) {
-      if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), t[q]);
+      if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), v[q]);
     }
   } else {
     for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) transpose_square(t + c * N);

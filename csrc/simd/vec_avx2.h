@@ -16,6 +16,7 @@ struct F32 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_permute2 = false;
   __m256 v;
   static F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm256_set1_ps(x)}; }
@@ -27,6 +28,7 @@ struct F64 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
+  static constexpr bool has_permute2 = false;
   static constexpr bool has_reduce_add_rows8 = false;
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace fastact::avx512 {
 
@@ -18,6 +19,9 @@ struct F32 {
   static constexpr bool has_masked_memory = true;
   // A 16-lane permute and vscalefps: exp in its table form (math-inl.h, exp_table16).
   static constexpr bool has_exp_table = true;
+  // A two-source lane permute with the indices in a vector (vpermt2ps): permute2 below.
+  static constexpr bool has_permute2 = true;
+  using LaneIndex = std::int32_t;
   __m512 v;
   static F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm512_set1_ps(x)}; }
@@ -30,6 +34,8 @@ struct F64 {
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_reduce_add_rows8 = true;
+  static constexpr bool has_permute2 = true;
+  using LaneIndex = std::int64_t;
   __m512d v;
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
@@ -120,6 +126,14 @@ inline F64 pow2_from_low_bits(F64 t) { return {_mm512_castsi512_pd(_mm512_slli_e
 // of index's lane i; and a * 2^floor(k), rounded once (subnormal results included, overflow to inf).
 inline F32 lookup16(F32 table, F32 index) { return {_mm512_permutexvar_ps(_mm512_castps_si512(index.v), table.v)}; }
 inline F32 scale_by_pow2(F32 a, F32 k) { return {_mm512_scalef_ps(a.v, k.v)}; }
+
+// Lane l of the result: lane index[l] of a, or of b for index[l] - N (index[l] < 2N).
+inline F32 permute2(F32 a, F32 b, const std::int32_t* index) {
+  return {_mm512_permutex2var_ps(a.v, _mm512_loadu_si512(index), b.v)};
+}
+inline F64 permute2(F64 a, F64 b, const std::int64_t* index) {
+  return {_mm512_permutex2var_pd(a.v, _mm512_loadu_si512(index), b.v)};
+}
 
 inline M32 lt(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
 inline M32 le(F32 a, F32 b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
