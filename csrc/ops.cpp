@@ -55,10 +55,9 @@ void run_binary(Binary op, const T* grad, const T* v, T* out, std::size_t n, T p
 // Splits an (outer, len, inner) reduction into work items and runs them on the threads:
 // rows(offset, count) for slices along the last axis (inner == 1), or cols(offset, width) for
 // adjacent slices of a non-last axis, items of kColumnBlock slices. A thread's run of items in one
-// outer index is one call, so the kernel sees all of its columns at once (the backward overlaps
-// one column block's passes with the next block's: softmax_backward_col_blocks). Each slice is
-// reduced whole by one kernel call, with the same arithmetic in any block, so any split between
-// threads gives the same bits.
+// outer index is one call, so the kernel sees all of its columns at once (the backward reads rows of
+// up to 4 KB of them: softmax_backward_col_chunk). Each slice is reduced whole by one kernel call,
+// with the same arithmetic in any block, so any split between threads gives the same bits.
 template <class Rows, class Cols>
 void for_slices(std::size_t outer, std::size_t len, std::size_t inner, Rows rows, Cols cols) {
   if (inner == 1) {
