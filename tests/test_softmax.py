@@ -208,12 +208,14 @@ def test_short_backward_rows_match_axis_0_bit_for_bit(name, dtype, target):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
-def test_backward_column_chunks_match_single_columns(name, dtype, target):
-    """Along axis 0, the backward reduces up to 4 KB of each row's columns at once, their sums kept in
-    memory (softmax_backward_col_chunk). Every column must get the bits it gets alone (a one-column
-    view, a masked block of its own), for odd and even slice lengths, also in place (into g and into
-    y); 1100 columns make more than one chunk for float32 on every target."""
-    for shape in ((15, 203), (16, 200), (33, 130), (7, 1100)):
+def test_backward_column_blocks_and_chunks_match_single_columns(name, dtype, target):
+    """Along axis 0, the backward runs blocks of 4 vectors of columns, each block's last pass in one loop
+    with the next block's sum (softmax_backward_col_blocks), or, for long slices and for arrays near
+    one page offset at strides of 2 KB multiples (in place, here), chunks of up to 4 KB of each row
+    with the sums kept in memory (softmax_backward_col_chunk). Every column must get the bits it gets
+    alone (a one-column view, a masked block of its own), for odd and even slice lengths, also in
+    place (into g and into y); 129 rows take chunks, and 1100 or 1024 columns more than one."""
+    for shape in ((15, 203), (16, 200), (33, 130), (7, 1100), (9, 1024), (129, 1100)):
         g, y = make_inputs(name, shape, dtype, seed=shape[0], axis=0)
         whole = call(name, g, y, axis=0)
         assert_correct(name, whole, g, y, axis=0)

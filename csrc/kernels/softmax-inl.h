@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -1259,16 +1260,25 @@ void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* ou
   });
 }
 
+// The two passes of the backward over a block of K*N slices (element j of a slice at j * stride), as
+// steps over a row or a pair of rows, so that one loop can run the steps of two blocks.
 template <class V, bool kLog, std::size_t K, bool kPartial = false>
-void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
-                                std::size_t stride, BlockLanes<V, K, kPartial> cols = {}) {
+struct BackwardColumnSteps {
   using T = Elem<V>;
-  constexpr std::size_t N = V::N;
-  WideSum<V> sum[K];
-  const RowPrefetch<T> ahead{len, stride, K * N};
-  // Terms j and j + len/2 paired, as in softmax_backward_sum.
-  const std::size_t half = len / 2;
-  for (std::size_t j = 0; j < half; ++j) {
+  static constexpr std::size_t N = V::N;
+  std::size_t len, stride, half;
+  BlockLanes<V, K, kPartial> cols;
+  RowPrefetch<T> ahead;
+
+  BackwardColumnSteps(std::size_t len, std::size_t stride, BlockLanes<V, K, kPartial> cols = {}, bool prefetch = true)
+      : len(len),
+        stride(stride),
+        half(len / 2),
+        cols(cols),
+        ahead(prefetch ? RowPrefetch<T>{len, stride, K * N} : RowPrefetch<T>{len, stride, K * N, false}) {}
+
+  // Terms j and j + len/2 of each slice, added as a pair, as in softmax_backward_sum.
+  FASTACT_INLINE void add_pair(const T* g, const T* v, std::size_t j, WideSum<V>* sum) const {
     ahead(g, j), ahead(g, j + half);
     if constexpr (!kLog) ahead(v, j), ahead(v, j + half);
     for (std::size_t k = 0; k < K; ++k) {
@@ -1280,7 +1290,12 @@ void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
       }
     }
   }
-  if (len % 2 != 0) {
+  // All the terms: the pairs, then the last one of an odd length.
+  FASTACT_INLINE void add_all(const T* g, const T* v, WideSum<V>* sum) const {
+    for (std::size_t j = 0; j < half; ++j) add_pair(g, v, j, sum);
+    if (len % 2 != 0) add_last(g, v, sum);
+  }
+  FASTACT_INLINE void add_last(const T* g, const T* v, WideSum<V>* sum) const {
     for (std::size_t k = 0; k < K; ++k) {
       const std::size_t at = (len - 1) * stride + k * N;
       if constexpr (kLog) {
@@ -1290,35 +1305,110 @@ void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
       }
     }
   }
-  V s[K];
-  for (std::size_t k = 0; k < K; ++k) {
-    double totals[WideSum<V>::kLanes];
-    T sk[N];
-    sum[k].store_lanes(totals);
-    for (std::size_t l = 0; l < N; ++l) sk[l] = static_cast<T>(totals[l]);
-    s[k] = V::load(sk);
+  // Each slice's sum rounded to T, in its lane of s; the sums restart from 0.
+  static FASTACT_INLINE void finish(WideSum<V>* sum, V* s) {
+    for (std::size_t k = 0; k < K; ++k) {
+      double totals[WideSum<V>::kLanes];
+      T sk[N];
+      sum[k].store_lanes(totals);
+      for (std::size_t l = 0; l < N; ++l) sk[l] = static_cast<T>(totals[l]);
+      s[k] = V::load(sk);
+      sum[k] = WideSum<V>();
+    }
   }
-  for (std::size_t j = 0; j < len; ++j) {
-    ahead(g, j), ahead(v, j);
+  // Row j of the last pass.
+  FASTACT_INLINE void apply(const T* g, const T* v, T* out, std::size_t j, const V* s) const {
     for (std::size_t k = 0; k < K; ++k) {
       const std::size_t at = j * stride + k * N;
       cols.put(out + at, softmax_backward_grad<V, kLog>(cols.load(g + at), cols.load(v + at), s[k]));
     }
   }
+  // Both passes over one block.
+  void block(const T* g, const T* v, T* out) const {
+    WideSum<V> sum[K];
+    V s[K];
+    add_all(g, v, sum);
+    finish(sum, s);
+    for (std::size_t j = 0; j < len; ++j) {
+      ahead(g, j), ahead(v, j);
+      apply(g, v, out, j, s);
+    }
+  }
+};
+
+template <class V, bool kLog, std::size_t K, bool kPartial = false>
+void softmax_backward_col_block(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
+                                std::size_t stride, BlockLanes<V, K, kPartial> cols = {}) {
+  BackwardColumnSteps<V, kLog, K, kPartial>(len, stride, cols).block(g, v, out);
+}
+
+// Two blocks of g and v up to this size run their passes in one loop (below).
+constexpr std::size_t kInterleavedBlocksBytes = std::size_t{128} << 10;
+
+// `blocks` blocks of K*N slices side by side. Each block's sum reads g and v from L3 or memory and its
+// last pass reads them again from L1 or L2 and writes out; one after the other, each pass leaves
+// the other's path idle. So where two blocks fit in L2 with room to spare, block b's last pass runs in
+// one loop with block b + 1's sum. Softmax backward along axis 0, float32, TSC cycles per element,
+// alternating runs: AVX-512 16 x 16000 0.47 -> 0.42, 16 x 16384 0.52 -> 0.49-0.52, 128 x 1000 0.62
+// -> 0.53, 128 x 2048 0.57 -> 0.48-0.52, 64 x 4096 0.58 -> 0.48-0.53; AVX2 16 x 16384 0.64-0.73 ->
+// 0.51, 128 x 2048 0.64 -> 0.50. Bigger blocks lost (256 x 1000: 0.63 -> 0.81; 1024 x 256 at half
+// the width: 0.60 -> 1.1). That loop requests no rows ahead: the other block's work covers the
+// waits, and the requests cost more (200 x 1000: 0.62 -> 0.80).
+template <class V, bool kLog, std::size_t K>
+void softmax_backward_col_blocks(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
+                                 std::size_t stride, std::size_t blocks) {
+  constexpr std::size_t W = K * V::N;
+  if (blocks < 2 || 2 * 2 * len * W * sizeof(Elem<V>) > kInterleavedBlocksBytes) {
+    const BackwardColumnSteps<V, kLog, K> step(len, stride);
+    for (std::size_t b = 0; b < blocks; ++b) step.block(g + b * W, v + b * W, out + b * W);
+    return;
+  }
+  const BackwardColumnSteps<V, kLog, K> step(len, stride, {}, false);
+  WideSum<V> sum[K];
+  V s[K];
+  step.add_all(g, v, sum);
+  step.finish(sum, s);
+  for (std::size_t b = 0; b + 1 < blocks; ++b) {
+    const std::size_t at = b * W, next = at + W;
+    for (std::size_t j = 0; j < step.half; ++j) {
+      step.add_pair(g + next, v + next, j, sum);
+      step.apply(g + at, v + at, out + at, j, s);
+      step.apply(g + at, v + at, out + at, j + step.half, s);
+    }
+    if (len % 2 != 0) {
+      step.add_last(g + next, v + next, sum);
+      step.apply(g + at, v + at, out + at, len - 1, s);
+    }
+    step.finish(sum, s);
+  }
+  const std::size_t at = (blocks - 1) * W;
+  for (std::size_t j = 0; j < len; ++j) step.apply(g + at, v + at, out + at, j, s);
 }
 
 // Slices side by side, nv vectors of them, a row of the chunk at a time: the sum pass reads rows j and
 // j + len/2 whole, with each vector's WideSum kept in memory (L1), then the last pass reads every row
 // again. Per lane, the same operations in the same order as softmax_backward_col_block, so the same
-// bits. Blocks of 4 vectors (kept in registers, both passes over each block in turn, and the next
-// block's sum overlapped with a block's last pass) read each row 256 bytes at a time; at strides a
-// multiple of 2 KB a block's rows fall in a few cache sets, and with g, y and out at one page offset,
-// as large NumPy arrays are, they also evicted each other. Rows of kColumnChunkBytes per pass stream
-// instead. Softmax backward along axis 0, AVX-512 float32, data 16 bytes off a cache line, TSC cycles
-// per element, g, y and out at one page offset / 1 KB apart: 21 x 4096 1.11 -> 0.74 / 0.69 -> 0.67,
-// 16 x 16384 1.27 -> 0.77 / 0.69 -> 0.60, 128 x 2048 1.23 -> 0.69 / 0.72 -> 0.65, 1024 x 1024 2.04 ->
-// 0.81 / 1.24 -> 0.76, 1024 x 256 0.89 -> 0.64 / 0.89 -> 0.56; 16 x 16000 0.53 -> 0.62 / 0.57 -> 0.61.
+// bits. The blocks of 4 vectors above read each row 256 bytes at a time. Where two such blocks are
+// too big to overlap, or where g, y and out start near one page offset (as large NumPy arrays all
+// do) and rows are a multiple of 2 KB apart, so that a block's rows of all three fall in a few cache
+// sets and evict each other, rows of kColumnChunkBytes per pass stream instead. Softmax backward
+// along axis 0, AVX-512 float32, data 16 bytes off a cache line, TSC cycles per element, the three
+// arrays at one page offset: 21 x 4096 1.11 -> 0.74, 16 x 16384 1.27 -> 0.77, 128 x 2048 1.23 ->
+// 0.69, 1024 x 1024 2.04 -> 0.81; 1 KB apart: 1024 x 1024 1.24 -> 0.76, 1024 x 256 0.89 -> 0.56. Short
+// slices 1 KB apart keep the overlapped blocks (16 x 16000: 0.53-0.57 against 0.61-0.62 in chunks).
 constexpr std::size_t kColumnChunkBytes = 4096;
+
+// Whether blocks of `width` slices go in chunks (see softmax_backward_col_chunk).
+template <class T>
+inline bool backward_in_chunks(const T* g, const T* v, const T* out, std::size_t len, std::size_t stride,
+                               std::size_t width) {
+  if (2 * 2 * len * width * sizeof(T) > kInterleavedBlocksBytes) return true;
+  const auto near = [&](const T* a, const T* b) {
+    const std::size_t d = (reinterpret_cast<std::uintptr_t>(a) - reinterpret_cast<std::uintptr_t>(b)) % 4096;
+    return d < width * sizeof(T) || d > 4096 - width * sizeof(T);
+  };
+  return stride * sizeof(T) % 2048 == 0 && (near(g, v) || near(g, out) || near(v, out));
+}
 
 template <class V, bool kLog>
 void softmax_backward_col_chunk(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
@@ -1606,7 +1696,10 @@ void softmax_backward_cols_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
   for_column_blocks<V, kColumnVectors>(
       width,
       [&](std::size_t count) {
-constexpr std::size_t chunk = kColumnChunkBytes / sizeof(Elem<V>) / V::N;
+        constexpr std::size_t W = kColumnVectors * V::N, chunk = kColumnChunkBytes / sizeof(Elem<V>) / V::N;
+        if (!backward_in_chunks(g, v, out, len, stride, W)) {
+          return softmax_backward_col_blocks<V, kLog, kColumnVectors>(g, v, out, len, stride, count);
+        }
         for (std::size_t q = 0, nv = count * kColumnVectors; q < nv; q += chunk) {
           softmax_backward_col_chunk<V, kLog>(g + q * V::N, v + q * V::N, out + q * V::N, len, stride,
                                               std::min(chunk, nv - q));
