@@ -688,6 +688,36 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_vector_sum(V g, V v) {
   return sum;
 }
 
+// One step of the backward's sum: the terms g1 v1 and g2 v2 added as a pair, or g v alone; for
+// log_softmax, whose sum is of g, g1 and g2, or g (v unused).
+template <class V, bool kLog>
+inline FASTACT_INLINE void add_backward_pair(WideSum<V>& sum, V g1, V v1, V g2, V v2) {
+  if constexpr (kLog) {
+    sum.add_pair(g1, g2);
+  } else {
+    sum.add_product_pair(g1, v1, g2, v2);
+  }
+}
+
+template <class V, bool kLog>
+inline FASTACT_INLINE void add_backward_term(WideSum<V>& sum, V g, V v) {
+  if constexpr (kLog) {
+    sum.add(g);
+  } else {
+    sum.add_product(g, v);
+  }
+}
+
+// The sum's lanes, each rounded to the element type: the backward's factor, lane by lane.
+template <class V>
+inline FASTACT_INLINE V rounded_lanes(const WideSum<V>& sum) {
+  double totals[WideSum<V>::kLanes];
+  alignas(64) Elem<V> lanes[V::N];
+  sum.store_lanes(totals);
+  for (std::size_t l = 0; l < V::N; ++l) lanes[l] = static_cast<Elem<V>>(totals[l]);
+  return V::load(lanes);
+}
+
 // grad of softmax: y * (g - sum(g * y)); of log_softmax: g - exp(log_y) * sum(g).
 // The row's sum: sum(g * y), or sum(g) for log_softmax, its terms paired (i with i + len/2) as in
 // the forward sum, so that the column kernel, pairing the same terms, gives the same bits (where the
@@ -701,13 +731,7 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const El
   if constexpr (N >= 2) {
     if (len == N) return softmax_backward_vector_sum<V, kLog>(V::load(g), V::load(v));
   }
-  auto accumulate = [](WideSum<V>& acc, V g1, V v1, V g2, V v2) {
-    if constexpr (kLog) {
-      acc.add_pair(g1, g2);
-    } else {
-      acc.add_product_pair(g1, v1, g2, v2);
-    }
-  };
+  const auto accumulate = add_backward_pair<V, kLog>;
   auto accumulate_at = [&](WideSum<V>& acc, std::size_t at, std::size_t half) {
     accumulate(acc, V::load(g + at), V::load(v + at), V::load(g + at + half), V::load(v + at + half));
   };
@@ -721,12 +745,7 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const El
                load_tail<V>(v + k + half, n, 0));
   }
   if (len % 2 != 0) {
-    const V gl = load_tail<V>(g + len - 1, 1, 0);
-    if constexpr (kLog) {
-      s0.add(gl);
-    } else {
-      s0.add_product(gl, load_tail<V>(v + len - 1, 1, 0));
-    }
+    add_backward_term<V, kLog>(s0, load_tail<V>(g + len - 1, 1, 0), load_tail<V>(v + len - 1, 1, 0));
   }
   s0.merge(s1);
   return s0;
@@ -785,7 +804,6 @@ constexpr bool kBackwardVectorRows = WideSum<V>::kFloat && F64::has_reduce_add_r
 
 template <class V, bool kLog, class V64 = F64>
 void softmax_backward_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows) {
-  using T = Elem<V>;
   constexpr std::size_t N = V::N;
   std::size_t r = 0;
   for (; r + 8 <= rows; r += 8) {
@@ -1223,7 +1241,6 @@ void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::siz
 template <class V, bool kLog>
 void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
                                  std::size_t len) {
-  using T = Elem<V>;
   constexpr std::size_t N = V::N;
   with_row_length<V>(len, [&](auto fixed) {
     constexpr std::size_t kLen = decltype(fixed)::value;
@@ -1235,26 +1252,10 @@ void softmax_backward_short_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* ou
       load_transposed<V, kLen>(g + first, n_elems, n, gt);
       load_transposed<V, kLen>(v + first, n_elems, n, vt);
       WideSum<V> sum;
-      for (std::size_t j = 0; j < half; ++j) {
-        if constexpr (kLog) {
-          sum.add_pair(gt[j], gt[j + half]);
-        } else {
-          sum.add_product_pair(gt[j], vt[j], gt[j + half], vt[j + half]);
-        }
-      }
-      if (n_elems % 2 != 0) {
-        if constexpr (kLog) {
-          sum.add(gt[n_elems - 1]);
-        } else {
-          sum.add_product(gt[n_elems - 1], vt[n_elems - 1]);
-        }
-      }
-      double totals[WideSum<V>::kLanes];
-      alignas(64) T lane_sums[N];
-      sum.store_lanes(totals);
-      for (std::size_t l = 0; l < N; ++l) lane_sums[l] = static_cast<T>(totals[l]);
-      const V s = V::load(lane_sums);
-      for (std::size_t j = 0; j < n_elems; ++j) gt[j] = kLog ? gt[j] - exp(vt[j]) * s : vt[j] * (gt[j] - s);
+      for (std::size_t j = 0; j < half; ++j) add_backward_pair<V, kLog>(sum, gt[j], vt[j], gt[j + half], vt[j + half]);
+      if (n_elems % 2 != 0) add_backward_term<V, kLog>(sum, gt[n_elems - 1], vt[n_elems - 1]);
+      const V s = rounded_lanes(sum);
+      for (std::size_t j = 0; j < n_elems; ++j) gt[j] = softmax_backward_grad<V, kLog>(gt[j], vt[j], s);
       store_transposed<V, kLen>(out + first, n_elems, n, gt);
     }
   });
@@ -1283,11 +1284,7 @@ struct BackwardColumnSteps {
     if constexpr (!kLog) ahead(v, j), ahead(v, j + half);
     for (std::size_t k = 0; k < K; ++k) {
       const std::size_t at = j * stride + k * N, at2 = at + half * stride;
-      if constexpr (kLog) {
-        sum[k].add_pair(cols.load(g + at), cols.load(g + at2));
-      } else {
-        sum[k].add_product_pair(cols.load(g + at), cols.load(v + at), cols.load(g + at2), cols.load(v + at2));
-      }
+      add_backward_pair<V, kLog>(sum[k], cols.load(g + at), cols.load(v + at), cols.load(g + at2), cols.load(v + at2));
     }
   }
   // All the terms: the pairs, then the last one of an odd length.
@@ -1298,21 +1295,13 @@ struct BackwardColumnSteps {
   FASTACT_INLINE void add_last(const T* g, const T* v, WideSum<V>* sum) const {
     for (std::size_t k = 0; k < K; ++k) {
       const std::size_t at = (len - 1) * stride + k * N;
-      if constexpr (kLog) {
-        sum[k].add(cols.load(g + at));
-      } else {
-        sum[k].add_product(cols.load(g + at), cols.load(v + at));
-      }
+      add_backward_term<V, kLog>(sum[k], cols.load(g + at), cols.load(v + at));
     }
   }
   // Each slice's sum rounded to T, in its lane of s; the sums restart from 0.
   static FASTACT_INLINE void finish(WideSum<V>* sum, V* s) {
     for (std::size_t k = 0; k < K; ++k) {
-      double totals[WideSum<V>::kLanes];
-      T sk[N];
-      sum[k].store_lanes(totals);
-      for (std::size_t l = 0; l < N; ++l) sk[l] = static_cast<T>(totals[l]);
-      s[k] = V::load(sk);
+      s[k] = rounded_lanes(sum[k]);
       sum[k] = WideSum<V>();
     }
   }
@@ -1354,15 +1343,12 @@ constexpr std::size_t kInterleavedBlocksBytes = std::size_t{128} << 10;
 // 0.51, 128 x 2048 0.64 -> 0.50. Bigger blocks lost (256 x 1000: 0.63 -> 0.81; 1024 x 256 at half
 // the width: 0.60 -> 1.1). That loop requests no rows ahead: the other block's work covers the
 // waits, and the requests cost more (200 x 1000: 0.62 -> 0.80).
+// (Blocks too big for this go in chunks instead: backward_in_chunks.)
 template <class V, bool kLog, std::size_t K>
 void softmax_backward_col_blocks(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t len,
                                  std::size_t stride, std::size_t blocks) {
   constexpr std::size_t W = K * V::N;
-  if (blocks < 2 || 2 * 2 * len * W * sizeof(Elem<V>) > kInterleavedBlocksBytes) {
-    const BackwardColumnSteps<V, kLog, K> step(len, stride);
-    for (std::size_t b = 0; b < blocks; ++b) step.block(g + b * W, v + b * W, out + b * W);
-    return;
-  }
+  if (blocks < 2) return BackwardColumnSteps<V, kLog, K>(len, stride).block(g, v, out);
   const BackwardColumnSteps<V, kLog, K> step(len, stride, {}, false);
   WideSum<V> sum[K];
   V s[K];
@@ -1426,28 +1412,15 @@ void softmax_backward_col_chunk(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
   for (std::size_t j = 0; j < half; ++j) {
     const T *g1 = g + j * stride, *g2 = g1 + half * stride, *v1 = v + j * stride, *v2 = v1 + half * stride;
     for (std::size_t q = 0; q < nv; ++q) {
-      if constexpr (kLog) {
-        sum[q].add_pair(V::load(g1 + q * N), V::load(g2 + q * N));
-      } else {
-        sum[q].add_product_pair(V::load(g1 + q * N), V::load(v1 + q * N), V::load(g2 + q * N), V::load(v2 + q * N));
-      }
+      add_backward_pair<V, kLog>(sum[q], V::load(g1 + q * N), V::load(v1 + q * N), V::load(g2 + q * N),
+                                 V::load(v2 + q * N));
     }
   }
   if (len % 2 != 0) {
     const T *g1 = g + (len - 1) * stride, *v1 = v + (len - 1) * stride;
-    for (std::size_t q = 0; q < nv; ++q) {
-      if constexpr (kLog) {
-        sum[q].add(V::load(g1 + q * N));
-      } else {
-        sum[q].add_product(V::load(g1 + q * N), V::load(v1 + q * N));
-      }
-    }
+    for (std::size_t q = 0; q < nv; ++q) add_backward_term<V, kLog>(sum[q], V::load(g1 + q * N), V::load(v1 + q * N));
   }
-  for (std::size_t q = 0; q < nv; ++q) {
-    double totals[WideSum<V>::kLanes];
-    sum[q].store_lanes(totals);
-    for (std::size_t l = 0; l < N; ++l) f[q * N + l] = static_cast<T>(totals[l]);
-  }
+  for (std::size_t q = 0; q < nv; ++q) store(f + q * N, rounded_lanes(sum[q]));
   for (std::size_t j = 0; j < len; ++j) {
     const T *g1 = g + j * stride, *v1 = v + j * stride;
     T* o1 = out + j * stride;
@@ -1636,21 +1609,12 @@ void softmax_backward_narrow_cols(const Elem<V>* g, const Elem<V>* y, Elem<V>* o
   const std::size_t total = len * w, paired = len / 2 * w;
   WideSum<V> sum[N];
   lp.for_vectors(paired, [&](std::size_t at, std::size_t n, std::size_t v) {
-    const V g1 = load_tail<V>(g + at, n, 0), g2 = load_tail<V>(g + at + paired, n, 0);
-    if constexpr (kLog) {
-      sum[v].add_pair(g1, g2);
-    } else {
-      sum[v].add_product_pair(g1, load_tail<V>(y + at, n, 0), g2, load_tail<V>(y + at + paired, n, 0));
-    }
+    add_backward_pair<V, kLog>(sum[v], load_tail<V>(g + at, n, 0), load_tail<V>(y + at, n, 0),
+                               load_tail<V>(g + at + paired, n, 0), load_tail<V>(y + at + paired, n, 0));
   });
   if (len % 2 != 0) {
     const std::size_t at = (len - 1) * w;
-    const V gl = load_tail<V>(g + at, w, 0);
-    if constexpr (kLog) {
-      sum[0].add(gl);
-    } else {
-      sum[0].add_product(gl, load_tail<V>(y + at, w, 0));
-    }
+    add_backward_term<V, kLog>(sum[0], load_tail<V>(g + at, w, 0), load_tail<V>(y + at, w, 0));
   }
   double slice_sum[N];
   lp.totals(sum, slice_sum);
@@ -1660,11 +1624,7 @@ void softmax_backward_narrow_cols(const Elem<V>* g, const Elem<V>* y, Elem<V>* o
   lp.spread(sum_of, s);
   lp.for_vectors(total, [&](std::size_t at, std::size_t n, std::size_t v) {
     const V gv = load_tail<V>(g + at, n, 0), yv = load_tail<V>(y + at, n, 0);
-    if constexpr (kLog) {
-      store_tail(out + at, n, gv - exp(yv) * s[v]);
-    } else {
-      store_tail(out + at, n, yv * (gv - s[v]));
-    }
+    store_tail(out + at, n, softmax_backward_grad<V, kLog>(gv, yv, s[v]));
   });
 }
 
