@@ -493,6 +493,38 @@ def test_exp_across_its_range_inside_softmax(dtype, target):
                                      f"[{target}]")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_softmax_backward_where_exp_of_log_y_leaves_the_normal_range(dtype, target):
+    """log_softmax_backward's term exp(log_y) * sum(g) is one rounding of the product, also where
+    exp(log_y) alone would be subnormal, 0 or inf while the product is a normal number (a large or tiny
+    sum(g)): g = [0, 54], log_y = [-103, 0] once gave -7.6e-44 for -1.0e-43 (17 ULP). log_y runs over
+    both underflow thresholds and past the overflow one, against sums from 1e-30 to 1e30 (float64:
+    1e-300 to 1e300), in rows (short-row and row kernels) and along axis 0 (column kernels)."""
+    dt = np.dtype(dtype)
+    big = 1e30 if dt == np.float32 else 1e300
+    under = [-87.5, -95.0, -103.0, -103.97, -104.5, -110.0, -130.0, -160.0, -200.0, -1e4, -np.inf]
+    over = [87.5, 88.0, 100.0, 150.0]
+    if dt == np.float64:
+        under = [-708.5, -720.0, -745.0, -746.0, -800.0, -1000.0, -1300.0, -1450.0, -1e5, -np.inf]
+        over = [708.5, 710.0, 800.0, 1300.0]
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 7, 16, 40):
+        rows_g, rows_ly = [], []
+        for v in under + over:
+            for s in ((54.0, 1e10, big) if v < 0 else (1e-10, 1.0 / big)):
+                ly = rng.uniform(-3, 0, n)
+                ly[n - 1] = v
+                g = np.zeros(n)
+                g[0] = s  # sum(g) = s; the result at n - 1 is -exp(v) * s
+                rows_g.append(g)
+                rows_ly.append(ly)
+        g, ly = np.array(rows_g).astype(dt), np.array(rows_ly).astype(dt)
+        for axis, gg, ll in ((-1, g, ly), (0, np.ascontiguousarray(g.T), np.ascontiguousarray(ly.T))):
+            with np.errstate(over="ignore", under="ignore"):
+                r = call("log_softmax_backward", gg, ll, axis=axis)
+            assert_correct("log_softmax_backward", r, gg, ll, axis=axis)
+
+
 @pytest.mark.parametrize("name", FAMILY)
 def test_row_batches_match_single_rows_bit_for_bit(name, target):
     """Short float32 rows are reduced in batches of 8 (AVX-512: the batch's totals at once, by the

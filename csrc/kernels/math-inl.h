@@ -2,6 +2,7 @@
 // of csrc/simd/vec_*.h and compiled once per SIMD target (per-target namespace FASTACT_NS).
 // No include guard: each target's translation unit includes it once, inside its own namespace.
 
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
@@ -255,6 +256,53 @@ inline FASTACT_INLINE V exp(V x) {
   const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
   if (any(outside)) return exp_outside_normal(x);
   return exp_normal(x);
+}
+
+// e^v s for one lane whose e^v is not a normal number (|v| > normal_arg_max), while the product may
+// be: the two are formed in double as 2^(k + e) (e^r m), from v = k ln2 + r and s = m 2^e, and
+// rounded to T once (by ldexp for double, by the conversion for float). A cold path, taken per lane,
+// so it is written in scalar code on every target. Infinite or NaN v or s keep e^v s's IEEE meaning.
+template <class T>
+inline T exp_times_outside_normal(T v, T s) {
+  if (std::isnan(v) || std::isinf(v) || !std::isfinite(s)) {
+    return std::isinf(s) && std::isfinite(v) ? s : static_cast<T>(std::exp(v) * s);
+  }
+  // Beyond +-1500, e^v s is 0 or inf for every finite s of either type.
+  const double x = std::fmin(1500.0, std::fmax(-1500.0, static_cast<double>(v)));
+  int e = 0;
+  const double m = std::frexp(static_cast<double>(s), &e);
+  const double k = std::nearbyint(x * 0x1.71547652b82fep+0);
+  // x - k ln2 with ln2 as a double and its remainder: the fused step leaves r within an ulp of itself.
+  double r = std::fma(-k, 0x1.62e42fefa39efp-1, x);
+  r = std::fma(-k, 0x1.abc9e3b39803fp-56, r);
+  return static_cast<T>(std::ldexp(std::exp(r) * m, static_cast<int>(k) + e));
+}
+
+// e^v s with the product rounded (about) once, also where e^v alone is subnormal, 0 or inf and the
+// product is not: log_softmax's backward, g - exp(log_y) sum(g), where rounding a subnormal e^v first
+// and then scaling it by a large sum lost every significant bit (g = [0, 54], log_y = [-103, 0]:
+// -7.6e-44 for -1.0e-43). Lanes inside exp_normal's range give exp(v) s, the same bits as before; any
+// other lane is redone alone, so a lane's result never depends on its neighbours.
+template <class V>
+inline FASTACT_INLINE V exp_times(V v, V s) {
+  using C = MathConsts<typename V::Elem>;
+  using T = typename V::Elem;
+  const auto outside = gt(abs(v), splat<V>(C::normal_arg_max));
+  V e;  // exp's fast form; its lanes outside the range are replaced below
+  if constexpr (V::has_exp_table) {
+    e = exp_table16<V, false, false>(v);
+  } else {
+    e = exp_normal(v);
+  }
+  if (!any(outside)) return e * s;
+  alignas(64) T vs[V::N], ss[V::N], lanes[V::N];
+  store(vs, v);
+  store(ss, s);
+  store(lanes, e * s);
+  for (std::size_t l = 0; l < V::N; ++l) {
+    if (std::fabs(vs[l]) > C::normal_arg_max) lanes[l] = exp_times_outside_normal(vs[l], ss[l]);
+  }
+  return V::load(lanes);
 }
 
 // log(x) for double lanes holding positive normal x (softmax sums, which are >= 1), within 2^-45 of
