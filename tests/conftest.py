@@ -20,6 +20,8 @@ _HYPOTHESIS_COMMON = dict(
 )
 settings.register_profile("dev", max_examples=25, **_HYPOTHESIS_COMMON)
 settings.register_profile("ci", max_examples=100, **_HYPOTHESIS_COMMON)
+# A long hunt for inputs nobody thought of, run by hand: HYPOTHESIS_PROFILE=deep.
+settings.register_profile("deep", max_examples=3000, **_HYPOTHESIS_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 

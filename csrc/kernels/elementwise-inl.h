@@ -47,7 +47,7 @@ inline FASTACT_INLINE void store_tail(typename V::Elem* y, std::size_t n, V v) {
   if (n == V::N) return store(y, v);
   if constexpr (V::has_masked_memory) {
     store_partial(y, n, v);
-  } else {
+  } else if constexpr (V::N > 1) {  // (one lane: n is 0 here)
     typename V::Elem buf[V::N];
     store(buf, v);
     std::memcpy(y, buf, n * sizeof(typename V::Elem));

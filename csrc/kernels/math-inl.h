@@ -22,6 +22,15 @@
 #endif
 
 // A hint to fetch the cache line holding p (no fault, whatever p points at).
+// For a rare path called from a hot loop: never inlined, placed apart.
+#ifndef FASTACT_COLD
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTACT_COLD __attribute__((noinline, cold))
+#else
+#define FASTACT_COLD
+#endif
+#endif
+
 #ifndef FASTACT_PREFETCH
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTACT_PREFETCH(p) __builtin_prefetch(p)
@@ -278,15 +287,33 @@ inline T exp_times_outside_normal(T v, T s) {
   return static_cast<T>(std::ldexp(std::exp(r) * m, static_cast<int>(k) + e));
 }
 
-// e^v s with the product rounded (about) once, also where e^v alone is subnormal, 0 or inf and the
-// product is not: log_softmax's backward, g - exp(log_y) sum(g), where rounding a subnormal e^v first
-// and then scaling it by a large sum lost every significant bit (g = [0, 54], log_y = [-103, 0]:
-// -7.6e-44 for -1.0e-43). Lanes inside exp_normal's range give exp(v) s, the same bits as before; any
-// other lane is redone alone, so a lane's result never depends on its neighbours.
+// minus_exp_times for a vector with a lane outside exp_normal's range: those lanes of `fast` redone
+// one by one. Kept out of line: inlined, its stack arrays cost the hot loops their registers
+// (log_softmax_backward rows of 1024 floats 30% slower).
 template <class V>
-inline FASTACT_INLINE V exp_times(V v, V s) {
+FASTACT_COLD V minus_exp_times_outside_normal(V a, V v, V s, V fast) {
   using C = MathConsts<typename V::Elem>;
   using T = typename V::Elem;
+  alignas(64) T as[V::N], vs[V::N], ss[V::N], lanes[V::N];
+  store(as, a);
+  store(vs, v);
+  store(ss, s);
+  store(lanes, fast);
+  for (std::size_t l = 0; l < V::N; ++l) {
+    if (std::fabs(vs[l]) > C::normal_arg_max) lanes[l] = as[l] - exp_times_outside_normal(vs[l], ss[l]);
+  }
+  return V::load(lanes);
+}
+
+// a - e^v s, the product not rounded on its own where the target fuses a multiply-add, and never
+// through a subnormal, 0 or inf e^v while e^v s is a normal number: log_softmax's backward,
+// g - exp(log_y) sum(g), where rounding a subnormal e^v first and then scaling it by a large sum lost
+// every significant bit (g = [0, 54], log_y = [-103, 0]: -7.6e-44 for -1.0e-43). Lanes inside
+// exp_normal's range take the fast form; any other lane is redone alone, so a lane's result never
+// depends on its neighbours.
+template <class V>
+inline FASTACT_INLINE V minus_exp_times(V a, V v, V s) {
+  using C = MathConsts<typename V::Elem>;
   const auto outside = gt(abs(v), splat<V>(C::normal_arg_max));
   V e;  // exp's fast form; its lanes outside the range are replaced below
   if constexpr (V::has_exp_table) {
@@ -294,15 +321,8 @@ inline FASTACT_INLINE V exp_times(V v, V s) {
   } else {
     e = exp_normal(v);
   }
-  if (!any(outside)) return e * s;
-  alignas(64) T vs[V::N], ss[V::N], lanes[V::N];
-  store(vs, v);
-  store(ss, s);
-  store(lanes, e * s);
-  for (std::size_t l = 0; l < V::N; ++l) {
-    if (std::fabs(vs[l]) > C::normal_arg_max) lanes[l] = exp_times_outside_normal(vs[l], ss[l]);
-  }
-  return V::load(lanes);
+  const V fast = neg_mul_add(e, s, a);
+  return any(outside) ? minus_exp_times_outside_normal(a, v, s, fast) : fast;
 }
 
 // log(x) for double lanes holding positive normal x (softmax sums, which are >= 1), within 2^-45 of

@@ -755,7 +755,7 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const El
 template <class V, bool kLog>
 inline FASTACT_INLINE V softmax_backward_grad(V gv, V vv, V s) {
   if constexpr (kLog) {
-    return gv - exp_times(vv, s);
+    return minus_exp_times(gv, vv, s);
   } else {
     return vv * (gv - s);
   }
