@@ -189,5 +189,7 @@ inline F64 significand_of(F64 x) {
 
 inline F64 widen_lo(F32 a) { return {_mm256_cvtps_pd(_mm256_castps256_ps128(a.v))}; }
 inline F64 widen_hi(F32 a) { return {_mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1))}; }
+// The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.
+inline F32 narrow_pair(F64 lo, F64 hi) { return {_mm256_set_m128(_mm256_cvtpd_ps(hi.v), _mm256_cvtpd_ps(lo.v))}; }
 
 }  // namespace fastact::avx2

@@ -212,6 +212,11 @@ inline F64 widen_hi(F32 a) {
 // For a batch's totals (softmax-inl.h, softmax_backward_vector_rows, with reduce_add_rows8): a's
 // lanes rounded to float in lanes 0-7 (the rest 0), and lane k of a float vector in every lane.
 inline F32 narrow(F64 a) { return {_mm512_zextps256_ps512(_mm512_cvtpd_ps(a.v))}; }
+// The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.
+inline F32 narrow_pair(F64 lo, F64 hi) {
+  const __m512d low = _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo.v)));
+  return {_mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm512_cvtpd_ps(hi.v)), 1))};
+}
 inline F32 broadcast_lane(F32 a, std::size_t k) {
   return {_mm512_permutexvar_ps(_mm512_set1_epi32(static_cast<int>(k)), a.v)};
 }

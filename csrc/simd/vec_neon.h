@@ -139,5 +139,7 @@ inline F64 significand_of(F64 x) {
 
 inline F64 widen_lo(F32 a) { return {vcvt_f64_f32(vget_low_f32(a.v))}; }
 inline F64 widen_hi(F32 a) { return {vcvt_high_f64_f32(a.v)}; }
+// The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.
+inline F32 narrow_pair(F64 lo, F64 hi) { return {vcvt_high_f32_f64(vcvt_f32_f64(lo.v), hi.v)}; }
 
 }  // namespace fastact::neon

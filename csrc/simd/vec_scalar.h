@@ -103,5 +103,7 @@ inline F64 significand_of(F64 x) { return {std::scalbn(x.v, -std::ilogb(x.v))}; 
 // float lanes [0, N/2) and [N/2, N) widened to double; with one lane the high half is empty.
 inline F64 widen_lo(F32 a) { return {static_cast<double>(a.v)}; }
 inline F64 widen_hi(F32) { return {0.0}; }
+// The inverse of widen_lo/widen_hi: the one lane, rounded to float.
+inline F32 narrow_pair(F64 lo, F64) { return {static_cast<float>(lo.v)}; }
 
 }  // namespace fastact::scalar

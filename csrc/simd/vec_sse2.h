@@ -173,5 +173,7 @@ inline F64 significand_of(F64 x) {
 
 inline F64 widen_lo(F32 a) { return {_mm_cvtps_pd(a.v)}; }
 inline F64 widen_hi(F32 a) { return {_mm_cvtps_pd(_mm_movehl_ps(a.v, a.v))}; }
+// The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.
+inline F32 narrow_pair(F64 lo, F64 hi) { return {_mm_movelh_ps(_mm_cvtpd_ps(lo.v), _mm_cvtpd_ps(hi.v))}; }
 
 }  // namespace fastact::sse2
