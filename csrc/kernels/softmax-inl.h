@@ -1111,11 +1111,15 @@ inline FASTACT_INLINE void deinterleave_rounds(V* v) {
   }
 }
 
-// v[0..N), the rows of an N x N matrix, replaced by its columns: log2(N) rounds take bit string i k
-// to k i.
+// v[0..N), the rows of an N x N matrix, replaced by its columns: the target's own transpose where it
+// has a cheaper one (AVX2: 3 shuffles a vector, not 6), else log2(N) rounds taking bit string i k to k i.
 template <class V>
 inline FASTACT_INLINE void transpose_square(V* v) {
-  interleave_rounds<V, V::N>(v);
+  if constexpr (V::has_native_transpose) {
+    native_transpose(v);
+  } else {
+    interleave_rounds<V, V::N>(v);
+  }
 }
 
 // A fixed move of lanes among kLen vectors, as chains of two-source permutes (permute2): out[o] takes
@@ -1210,7 +1214,10 @@ inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, 
   if constexpr (is_power_of_two(kLen) || permute_transposed<V, kLen>()) {
     V v[kLen];
     for (std::size_t q = 0; q < kLen; ++q) v[q] = load_tail<V>(src + std::min(q * N, end), lanes_before<V>(q * N, end), 0);
-    if constexpr (is_power_of_two(kLen)) {
+    if constexpr (kLen == N) {  // each row one vector: a square
+      transpose_square(v);
+      std::copy(v, v + kLen, t);
+    } else if constexpr (is_power_of_two(kLen)) {
       deinterleave_rounds<V, kLen>(v);
       std::copy(v, v + kLen, t);
     } else {
@@ -1235,7 +1242,10 @@ inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::
   const std::size_t end = n * len;
   if constexpr (is_power_of_two(kLen) || permute_transposed<V, kLen>()) {
     V v[kLen];
-    if constexpr (is_power_of_two(kLen)) {
+    if constexpr (kLen == N) {
+      transpose_square(t);
+      std::copy(t, t + kLen, v);
+    } else if constexpr (is_power_of_two(kLen)) {
       interleave_rounds<V, kLen>(t);
       std::copy(t, t + kLen, v);
     } else {

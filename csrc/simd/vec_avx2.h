@@ -17,6 +17,7 @@ struct F32 {
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = true;
   __m256 v;
   static F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm256_set1_ps(x)}; }
@@ -29,6 +30,7 @@ struct F64 {
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = true;
   static constexpr bool has_reduce_add_rows8 = false;
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
@@ -162,6 +164,34 @@ inline F64 interleave_lo(F64 a, F64 b) {
 }
 inline F64 interleave_hi(F64 a, F64 b) {
   return {_mm256_permute2f128_pd(_mm256_unpacklo_pd(a.v, b.v), _mm256_unpackhi_pd(a.v, b.v), 0x31)};
+}
+// v[0..N), the rows of an N x N matrix, replaced by its columns: two rounds of in-lane shuffles and one
+// of 128-bit lane swaps, 3 shuffles a vector, where rounds of interleave_lo/hi (each crossing lanes)
+// take 6 (softmax-inl.h, transpose_square).
+inline void native_transpose(F32* v) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i].v, v[i + 1].v);      // rows i, i+1: elements 0 0 1 1 | 4 4 5 5
+    t[i + 1] = _mm256_unpackhi_ps(v[i].v, v[i + 1].v);  // 2 2 3 3 | 6 6 7 7
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));  // rows i..i+3: element 0 | 4
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));  // 1 | 5
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));  // 2 | 6
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));  // 3 | 7
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j].v = _mm256_permute2f128_ps(s[j], s[j + 4], 0x20);
+    v[j + 4].v = _mm256_permute2f128_ps(s[j], s[j + 4], 0x31);
+  }
+}
+inline void native_transpose(F64* v) {
+  const __m256d t0 = _mm256_unpacklo_pd(v[0].v, v[1].v), t1 = _mm256_unpackhi_pd(v[0].v, v[1].v);  // 0 0 | 2 2, 1 1 | 3 3
+  const __m256d t2 = _mm256_unpacklo_pd(v[2].v, v[3].v), t3 = _mm256_unpackhi_pd(v[2].v, v[3].v);
+  v[0].v = _mm256_permute2f128_pd(t0, t2, 0x20);
+  v[1].v = _mm256_permute2f128_pd(t1, t3, 0x20);
+  v[2].v = _mm256_permute2f128_pd(t0, t2, 0x31);
+  v[3].v = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
 // Lanes 0, 2, 4, ... (deinterleave_even) or 1, 3, 5, ... (deinterleave_odd) of a followed by b: the
 // inverse of interleave_lo/hi (softmax-inl.h, load_transposed).

@@ -21,6 +21,7 @@ struct F32 {
   static constexpr bool has_exp_table = true;
   // A two-source lane permute with the indices in a vector (vpermt2ps): permute2 below.
   static constexpr bool has_permute2 = true;
+  static constexpr bool has_native_transpose = false;
   using LaneIndex = std::int32_t;
   __m512 v;
   static F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
@@ -35,6 +36,7 @@ struct F64 {
   static constexpr bool has_exp_table = false;
   static constexpr bool has_reduce_add_rows8 = true;
   static constexpr bool has_permute2 = true;
+  static constexpr bool has_native_transpose = false;
   using LaneIndex = std::int64_t;
   __m512d v;
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }

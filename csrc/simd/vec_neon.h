@@ -17,6 +17,7 @@ struct F32 {
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = false;
   float32x4_t v;
   static F32 load(const float* p) { return {vld1q_f32(p)}; }
   static F32 splat(float x) { return {vdupq_n_f32(x)}; }
@@ -29,6 +30,7 @@ struct F64 {
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = false;
   static constexpr bool has_reduce_add_rows8 = false;
   float64x2_t v;
   static F64 load(const double* p) { return {vld1q_f64(p)}; }

@@ -17,6 +17,7 @@ struct Lane {
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = false;
   static constexpr bool has_reduce_add_rows8 = false;
   T v;
   static Lane load(const T* p) { return {*p}; }

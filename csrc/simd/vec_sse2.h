@@ -18,6 +18,7 @@ struct F32 {
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = false;
   __m128 v;
   static F32 load(const float* p) { return {_mm_loadu_ps(p)}; }
   static F32 splat(float x) { return {_mm_set1_ps(x)}; }
@@ -30,6 +31,7 @@ struct F64 {
   static constexpr bool has_masked_memory = false;
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
+  static constexpr bool has_native_transpose = false;
   static constexpr bool has_reduce_add_rows8 = false;
   __m128d v;
   static F64 load(const double* p) { return {_mm_loadu_pd(p)}; }
