@@ -653,6 +653,23 @@ inline FASTACT_INLINE void in_row_batches(std::size_t rows, Reduce reduce, Prepa
   }
 }
 
+// The shortest rows, in vectors, that softmax_long_rows takes. Running other rows' passes inside the exp
+// loop pays where that loop leaves the load, store and add units idle, bound by multiply-adds: on
+// AVX-512 (Zen 4: one 512-bit multiply-add a cycle) from 16 vectors. On AVX2 (Zen 3, two 256-bit
+// multiply-add pipes; TSC cycles per element, rows kept apart / fused) softmax gains from 16 vectors
+// (rows of 128 floats 1.37 / 1.39, 256 1.22 / 1.22, 1024 1.25 / 1.08) but log_softmax only from about
+// 96 (128 floats 1.40 / 1.74, 512 1.21 / 1.27, 768 1.30 / 1.27); without FMA (SSE2: multiplies and adds
+// on separate pipes) it never did (softmax rows of 128 to 2048 floats 3.0-3.2 / 3.6-3.8, log_softmax
+// 3.05-3.3 / 3.9-4.5). Shorter rows go in batches, up to kBatchMaxLen.
+template <class V, bool kLog>
+constexpr std::size_t kLongRowVectors =
+    !V::has_fma ? std::numeric_limits<std::size_t>::max() : (V::has_exp_table || !kLog) ? 16 : 96;
+
+// Rows longer than this take softmax_long_rows on every target: a batch's rows would no longer stay in
+// L2 between its passes, and one by one they ran slower still (SSE2 rows of 8192 floats, TSC cycles per
+// element: fused 3.56, one by one 3.86).
+constexpr std::size_t kBatchMaxLen = 4096;
+
 template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
@@ -660,11 +677,13 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
     if (len < kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
   }
   if (len >= 16 * V::N) {
-    if ((!kLog || x != y) && !(std::is_same_v<T, float> && len >= kOnlineMinLen)) {
-      return softmax_long_rows<V, kLog>(x, y, rows, len);
+    const bool huge = std::is_same_v<T, float> && len >= kOnlineMinLen;  // softmax_row's two passes
+    const bool batched = len < kLongRowVectors<V, kLog> * V::N && len <= kBatchMaxLen;
+    if ((!kLog || x != y) && !huge && !batched) return softmax_long_rows<V, kLog>(x, y, rows, len);
+    if (!batched) {
+      for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
+      return;
     }
-    for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
-    return;
   }
   // The factors (a log or a division each) for the whole batch at once, between the vector passes.
   // Same arithmetic per row as softmax_row.
