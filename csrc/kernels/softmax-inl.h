@@ -665,6 +665,21 @@ template <class V, bool kLog>
 constexpr std::size_t kLongRowVectors =
     !V::has_fma ? std::numeric_limits<std::size_t>::max() : (V::has_exp_table || !kLog) ? 16 : 96;
 
+// Softmax rows of 3 to kCompiledRowVectors whole vectors run their batches with the length a
+// compile-time constant: the passes' loops unroll and their tail branches compile away. AVX-512
+// float32, TSC cycles per element, alternating builds, best of 300 calls: rows of 48 1.72 -> 1.47, 80
+// 1.35 -> 1.17, 96 1.07 -> 0.98, 128 0.95 -> 0.89 (up to 8 vectors: not measured further, and from 16
+// softmax_long_rows takes them). AVX2: rows of 96 and 128 floats (12 and 16 vectors) 1.60 / 1.47 ->
+// 1.45 / 1.33, ahead of softmax_long_rows too. log_softmax was level or slower (AVX-512 rows of 48
+// 1.64 -> 1.71), so it keeps the one form.
+template <class V>
+constexpr std::size_t kCompiledRowVectors = V::has_exp_table ? 8 : 16;
+
+template <class V, bool kLog>
+constexpr bool compiled_length(std::size_t len) {
+  return !kLog && len % V::N == 0 && len / V::N >= kShortRowVectors && len / V::N <= kCompiledRowVectors<V>;
+}
+
 // Rows longer than this take softmax_long_rows on every target: a batch's rows would no longer stay in
 // L2 between its passes, and one by one they ran slower still (SSE2 rows of 8192 floats, TSC cycles per
 // element: fused 3.56, one by one 3.86).
@@ -678,7 +693,7 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
   }
   if (len >= 16 * V::N) {
     const bool huge = std::is_same_v<T, float> && len >= kOnlineMinLen;  // softmax_row's two passes
-    const bool batched = len < kLongRowVectors<V, kLog> * V::N && len <= kBatchMaxLen;
+    const bool batched = (len < kLongRowVectors<V, kLog> * V::N || compiled_length<V, kLog>(len)) && len <= kBatchMaxLen;
     if ((!kLog || x != y) && !huge && !batched) return softmax_long_rows<V, kLog>(x, y, rows, len);
     if (!batched) {
       for (std::size_t r = 0; r < rows; ++r) softmax_row<V, kLog>(x + r * len, y + r * len, len);
@@ -713,12 +728,8 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
           softmax_row_apply<V, kLog>(x + r * len, y + r * len, len, maxima[k], totals[k], factors[k]);
         });
   };
-  // Softmax rows of 3 to 8 whole vectors with the length a compile-time constant: the passes' loops
-  // unroll and their tail branches compile away (AVX-512 float32, TSC cycles per element, alternating builds, best
-  // of 300 calls: rows of 48 1.72 -> 1.47, 80 1.35 -> 1.17, 96 1.07 -> 0.98, 128 0.95 -> 0.89;
-  // log_softmax level or slower, 48 1.64 -> 1.71, so it keeps the one form).
   if constexpr (!kLog) {
-    if (len % V::N == 0 && with_constant<kShortRowVectors, 8>(len / V::N, [&](auto k) {
+    if (compiled_length<V, kLog>(len) && with_constant<kShortRowVectors, kCompiledRowVectors<V>>(len / V::N, [&](auto k) {
           batches(std::integral_constant<std::size_t, decltype(k)::value * V::N>{});
         })) {
       return;
