@@ -527,8 +527,12 @@ void softmax_row_two_pass(const Elem<V>* x, Elem<V>* y, std::size_t len) {
 // the max rarely makes terms round against a point other than the slice's max (4.1 ULP).
 // Rows shorter than this many vectors go to softmax_short_rows. (AVX-512 float32 rows of 33, 40 and
 // 47 there: 2.5, 2.4 and 2.4 -> 1.8, 1.6 and 1.5-1.8 TSC cycles per element; with one more vector,
-// rows of 48 to 64, whose tails are short or none, lost: 1.6 -> 1.8 and 1.2 -> 1.5.)
-constexpr std::size_t kShortRowVectors = 3;
+// rows of 48 to 64, whose tails are short or none, lost: 1.6 -> 1.8 and 1.2 -> 1.5. AVX2, with its
+// cheaper transpose and dearer horizontal sums, gains up to 8 vectors: rows of 24, 31, 36, 44 and 55
+// 3.1, 3.9, 3.0, 2.6 and 2.8 -> 1.7 each, 48 1.5 -> 1.6; SSE2 rows of 12, 14, 20 and 31 13, 18, 9.6
+// and 12 -> 4.5-4.9, 16 4.3 -> 4.5; 16 vectors lost on AVX2, 1.45 -> 1.75 on rows of 64.)
+template <class V>
+constexpr std::size_t kShortRowVectors = V::has_exp_table ? 3 : 8;
 
 template <class V, bool kLog>
 void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len);
@@ -536,7 +540,7 @@ void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::siz
 template <class V, bool kLog>
 void softmax_row(const Elem<V>* x, Elem<V>* y, std::size_t len) {
   if constexpr (V::N > 1) {
-    if (len < kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
+    if (len < kShortRowVectors<V> * V::N) return softmax_short_rows<V, kLog>(x, y, 1, len);
   }
   if constexpr (std::is_same_v<Elem<V>, float>) {
     if (len >= kOnlineMinLen) return softmax_row_two_pass<V, kLog>(x, y, len);
@@ -677,7 +681,7 @@ constexpr std::size_t kCompiledRowVectors = V::has_exp_table ? 8 : 16;
 
 template <class V, bool kLog>
 constexpr bool compiled_length(std::size_t len) {
-  return !kLog && len % V::N == 0 && len / V::N >= kShortRowVectors && len / V::N <= kCompiledRowVectors<V>;
+  return !kLog && len % V::N == 0 && len / V::N >= kShortRowVectors<V> && len / V::N <= kCompiledRowVectors<V>;
 }
 
 // Rows longer than this take softmax_long_rows on every target: a batch's rows would no longer stay in
@@ -689,7 +693,7 @@ template <class V, bool kLog>
 void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size_t len) {
   using T = Elem<V>;
   if constexpr (V::N > 1) {
-    if (len < kShortRowVectors * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
+    if (len < kShortRowVectors<V> * V::N) return softmax_short_rows<V, kLog>(x, y, rows, len);
   }
   if (len >= 16 * V::N) {
     const bool huge = std::is_same_v<T, float> && len >= kOnlineMinLen;  // softmax_row's two passes
@@ -729,7 +733,7 @@ void softmax_rows_kernel(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::si
         });
   };
   if constexpr (!kLog) {
-    if (compiled_length<V, kLog>(len) && with_constant<kShortRowVectors, kCompiledRowVectors<V>>(len / V::N, [&](auto k) {
+    if (compiled_length<V, kLog>(len) && with_constant<kShortRowVectors<V>, kCompiledRowVectors<V>>(len / V::N, [&](auto k) {
           batches(std::integral_constant<std::size_t, decltype(k)::value * V::N>{});
         })) {
       return;
@@ -1075,7 +1079,7 @@ template <class V, bool kLog, std::size_t kBlocks>
 inline FASTACT_INLINE void softmax_transposed_blocks(V* t, std::size_t len) {
   using T = Elem<V>;
   constexpr T kInf = std::numeric_limits<T>::infinity();
-  constexpr std::size_t kBlockVectors = kShortRowVectors * V::N;
+  constexpr std::size_t kBlockVectors = kShortRowVectors<V> * V::N;
   V m[kBlocks], e[kBlocks][kBlockVectors], f[kBlocks];
   WideSum<V> sum[kBlocks];
   for (std::size_t b = 0; b < kBlocks; ++b) m[b] = splat<V>(-kInf);
@@ -1254,7 +1258,7 @@ inline FASTACT_INLINE void load_transposed(const Elem<V>* src, std::size_t len, 
       permute_vectors<V, kLen, RowsToLanes<kLen, N>>(v, t);
     }
   } else {
-    for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
+    for (std::size_t c = 0; c < kShortRowVectors<V> && c * N < len; ++c) {
       for (std::size_t l = 0; l < N; ++l) {
         const std::size_t at = std::min(l * len + c * N, end);
         t[c * N + l] = load_tail<V>(src + at, lanes_before<V>(at, end), 0);
@@ -1285,9 +1289,9 @@ inline FASTACT_INLINE void store_transposed(Elem<V>* dst, std::size_t len, std::
       if (q * N < end) store_tail(dst + q * N, lanes_before<V>(q * N, end), v[q]);
     }
   } else {
-    for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) transpose_square(t + c * N);
+    for (std::size_t c = 0; c < kShortRowVectors<V> && c * N < len; ++c) transpose_square(t + c * N);
     for (std::size_t l = 0; l < n; ++l) {
-      for (std::size_t c = 0; c < kShortRowVectors && c * N < len; ++c) {
+      for (std::size_t c = 0; c < kShortRowVectors<V> && c * N < len; ++c) {
         const std::size_t at = l * len + c * N;
         store_tail(dst + at, lanes_before<V>(at, end), t[c * N + l]);
       }
@@ -1314,7 +1318,7 @@ void softmax_short_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::siz
   with_row_length<V>(len, [&](auto fixed) {
     constexpr std::size_t kLen = decltype(fixed)::value;
     const std::size_t n_elems = kLen ? kLen : len;
-    constexpr std::size_t kBlockVectors = kShortRowVectors * N;
+    constexpr std::size_t kBlockVectors = kShortRowVectors<V> * N;
     V t[kShortRowBlocks * kBlockVectors];
     std::size_t r0 = 0;
     for (; r0 + kShortRowBlocks * N <= rows; r0 += kShortRowBlocks * N) {
