@@ -799,9 +799,10 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const El
   if constexpr (N >= 2) {
     if (len == N) return softmax_backward_vector_sum<V, kLog>(V::load(g), V::load(v));
   }
-  const auto accumulate = add_backward_pair<V, kLog>;
-  auto accumulate_at = [&](WideSum<V>& acc, std::size_t at, std::size_t half) {
-    accumulate(acc, V::load(g + at), V::load(v + at), V::load(g + at + half), V::load(v + at + half));
+  // (Called directly: through a pointer to it, GCC called add_backward_pair out of line, the sums
+  // stored and reloaded each step, AVX2 rows of 1024 floats at 0.76 TSC cycles per element.)
+  auto accumulate_at = [&](WideSum<V>& acc, std::size_t at, std::size_t half) FASTACT_INLINE {
+    add_backward_pair<V, kLog>(acc, V::load(g + at), V::load(v + at), V::load(g + at + half), V::load(v + at + half));
   };
   const std::size_t half = len / 2;
   std::size_t k = 0;
@@ -809,8 +810,8 @@ inline FASTACT_INLINE WideSum<V> softmax_backward_sum(const Elem<V>* g, const El
   for (; k + N <= half; k += N) accumulate_at(s0, k, half);
   if (k < half) {  // the tail pairs, padded with zeros
     const std::size_t n = half - k;
-    accumulate(s0, load_tail<V>(g + k, n, 0), load_tail<V>(v + k, n, 0), load_tail<V>(g + k + half, n, 0),
-               load_tail<V>(v + k + half, n, 0));
+    add_backward_pair<V, kLog>(s0, load_tail<V>(g + k, n, 0), load_tail<V>(v + k, n, 0),
+                               load_tail<V>(g + k + half, n, 0), load_tail<V>(v + k + half, n, 0));
   }
   if (len % 2 != 0) {
     add_backward_term<V, kLog>(s0, load_tail<V>(g + len - 1, 1, 0), load_tail<V>(v + len - 1, 1, 0));
