@@ -545,3 +545,29 @@ def test_row_batches_match_single_rows_bit_for_bit(name, target):
         assert_correct(name, r, *args)
         for i in range(19):
             assert_same(r[i], call(name, *[a[i:i + 1] for a in args])[0], f"{name}, row {i} of 19 rows of {n}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX)
+@pytest.mark.parametrize("length", [24, 64, 128, 256, 1000, 4096])
+def test_rows_on_both_sides_of_exps_range_check(name, dtype, length, target):
+    """A row whose every x - max lies within exp's normal range takes exp without its per-vector range
+    check (softmax-inl.h, LaneRange); one element past it sends the row back to the checked exp. Rows
+    whose least x - max sits just inside, at, and just past that bound (87 float, 708 double), where the
+    unchecked form would scale by a wrapped-around power of two (5 past it), past the underflow to 0,
+    and rows with a -inf or a NaN, against the reference, along both axes."""
+    limit = 87.0 if dtype == "float32" else 708.0
+    rng = np.random.default_rng(length)
+    for spread in (limit - 0.5, limit, np.nextafter(limit, np.inf, dtype=dtype), limit + 0.5, limit + 5.0,
+                   limit + 30.0):
+        x = rng.uniform(-spread, 0.0, (12, length)).astype(dtype)
+        x[:, 0] = 0.0
+        x[:, length // 3] = -spread  # the least element, exactly
+        x[7, length // 2] = -np.inf
+        x[9, 1] = np.nan
+        y = call(name, x, axis=-1)
+        assert np.isnan(y[9]).all() and not np.isnan(np.delete(y, 9, axis=0)).any()
+        assert y[7, length // 2] == (-np.inf if name == "log_softmax" else 0.0)
+        assert_correct(name, np.delete(y, 9, axis=0), np.delete(x, 9, axis=0), axis=-1)
+        x_t = np.delete(x, 9, axis=0).T
+        assert_correct(name, call(name, x_t, axis=0), x_t, axis=0)

@@ -267,6 +267,18 @@ inline FASTACT_INLINE V exp(V x) {
   return exp_normal(x);
 }
 
+// e^x for x <= 0 (or NaN): exp<V, true>, or with kInRange, for x the caller knows to be at least
+// -normal_arg_max in every lane (softmax's LaneRange), exp_normal without the per-vector range check
+// (the table form has none to drop).
+template <class V, bool kInRange>
+inline FASTACT_INLINE V exp_nonpositive(V x) {
+  if constexpr (kInRange && !V::has_exp_table) {
+    return exp_normal(x);
+  } else {
+    return exp<V, true>(x);
+  }
+}
+
 // e^v s for one lane whose e^v is not a normal number (|v| > normal_arg_max), while the product may
 // be: the two are formed in double as 2^(k + e) (e^r m), from v = k ln2 + r and s = m 2^e, and
 // rounded to T once (by ldexp for double, by the conversion for float). A cold path, taken per lane,
