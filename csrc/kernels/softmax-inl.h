@@ -1127,12 +1127,29 @@ inline FASTACT_INLINE void softmax_transposed_blocks(V* t, std::size_t len) {
   constexpr std::size_t kBlockVectors = kShortRowVectors<V> * V::N;
   V m[kBlocks], e[kBlocks][kBlockVectors], f[kBlocks];
   WideSum<V> sum[kBlocks];
-  for (std::size_t b = 0; b < kBlocks; ++b) m[b] = splat<V>(-kInf);
+  LaneRange<V> range[kBlocks];
   for (std::size_t j = 0; j < len; ++j) {
-    for (std::size_t b = 0; b < kBlocks; ++b) m[b] = max(t[b * kBlockVectors + j], m[b]);
+    for (std::size_t b = 0; b < kBlocks; ++b) range[b].add(t[b * kBlockVectors + j]);
   }
-  for (std::size_t j = 0; j < len; ++j) {
-    for (std::size_t b = 0; b < kBlocks; ++b) e[b][j] = exp(t[b * kBlockVectors + j] - m[b]);
+  bool in_range = !V::has_exp_table;
+  for (std::size_t b = 0; b < kBlocks; ++b) {
+    m[b] = range[b].hi;
+    if constexpr (!V::has_exp_table) {
+      in_range = in_range && !any(lt(range[b].lo - m[b], splat<V>(-MathConsts<T>::normal_arg_max)));
+    }
+  }
+  // Every lane's x - max within exp_normal's range (see LaneRange): exp without its check.
+  const auto exps = [&](auto checked) FASTACT_INLINE {
+    for (std::size_t j = 0; j < len; ++j) {
+      for (std::size_t b = 0; b < kBlocks; ++b) {
+        e[b][j] = exp_nonpositive<V, !decltype(checked)::value>(t[b * kBlockVectors + j] - m[b]);
+      }
+    }
+  };
+  if (in_range) {
+    exps(std::false_type{});
+  } else {
+    exps(std::true_type{});
   }
   const std::size_t half = len / 2;
   for (std::size_t j = 0; j < half; ++j) {
