@@ -345,10 +345,11 @@ inline FASTACT_INLINE bool softmax_row_reduce(const Elem<V>* x, Elem<V>* y, std:
   // The same elements of the next row (if any; a prefetch never faults), fetched while a long row's
   // exp loop is bound by arithmetic: the next row's max loop then reads L1, not L2 (rows of 1024
   // floats: 0.84 -> 0.78 TSC cycles per element; rows of 4096 and 100000 unchanged).
-  sum = softmax_row_exp_sum<V, kLog>(x, y, len, splat<V>(m), range.exp_in_range(m), [x, len](std::size_t k, std::size_t half) {
+  const auto prefetch_next = [x, len](std::size_t k, std::size_t half) {
     FASTACT_PREFETCH(x + len + k);
     FASTACT_PREFETCH(x + len + k + half);
-  });
+  };
+  sum = softmax_row_exp_sum<V, kLog>(x, y, len, splat<V>(m), range.exp_in_range(m), prefetch_next);
   return true;
 }
 
@@ -713,13 +714,13 @@ template <class V, bool kLog>
 constexpr std::size_t kLongRowVectors =
     !V::has_fma ? std::numeric_limits<std::size_t>::max() : (V::has_exp_table || !kLog) ? 16 : 96;
 
-// Softmax rows of 3 to kCompiledRowVectors whole vectors run their batches with the length a
-// compile-time constant: the passes' loops unroll and their tail branches compile away. AVX-512
-// float32, TSC cycles per element, alternating builds, best of 300 calls: rows of 48 1.72 -> 1.47, 80
-// 1.35 -> 1.17, 96 1.07 -> 0.98, 128 0.95 -> 0.89 (up to 8 vectors: not measured further, and from 16
-// softmax_long_rows takes them). AVX2: rows of 96 and 128 floats (12 and 16 vectors) 1.60 / 1.47 ->
-// 1.45 / 1.33, ahead of softmax_long_rows too. log_softmax was level or slower (AVX-512 rows of 48
-// 1.64 -> 1.71), so it keeps the one form.
+// Softmax rows of kShortRowVectors to kCompiledRowVectors whole vectors run their batches with the
+// length a compile-time constant: the passes' loops unroll and their tail branches compile away.
+// AVX-512 float32, TSC cycles per element, alternating builds, best of 300 calls: rows of 48 1.72 ->
+// 1.47, 80 1.35 -> 1.17, 96 1.07 -> 0.98, 128 0.95 -> 0.89 (up to 8 vectors: not measured further,
+// and from 16 softmax_long_rows takes them). AVX2: rows of 96 and 128 floats (12 and 16 vectors)
+// 1.60 / 1.47 -> 1.45 / 1.33, ahead of softmax_long_rows too. log_softmax was level or slower
+// (AVX-512 rows of 48 1.64 -> 1.71), so it keeps the one form.
 template <class V>
 constexpr std::size_t kCompiledRowVectors = V::has_exp_table ? 8 : 16;
 
