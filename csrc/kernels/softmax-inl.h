@@ -297,6 +297,15 @@ struct LaneRange {
     if constexpr (kMin) lo = min(other.lo, lo);
   }
   T max_value() const { return reduce_max(hi); }
+  // Whether, lane by lane, every x - that lane's max is within the range (short-row blocks, whose
+  // lanes are separate rows).
+  bool each_lane_in_range() const {
+    if constexpr (kMin) {
+      return !any(lt(lo - hi, splat<V>(-MathConsts<T>::normal_arg_max)));
+    } else {
+      return false;
+    }
+  }
   // Whether x - m, rounded as the exp loop rounds it, is >= -normal_arg_max for every element (false
   // for a NaN minimum, and on targets that keep no minima).
   bool exp_in_range(T m) const {
@@ -364,6 +373,12 @@ inline FASTACT_INLINE double softmax_row_total(const Elem<V>* x, Elem<V>* y, std
 // normalizer(sum). For float results both are computed in double vectors (log: log_for_float), so
 // every layout and slice length gets the same bits; the log, a call of about 20 cycles each, made
 // log_softmax 1.6x slower than softmax on rows of 16 floats and on 16-row slices along axis 0.
+// The factors of float slices, from their sums in double lanes: log(sum), or 1/sum, still in double.
+template <bool kLog>
+inline FASTACT_INLINE F64 float_factors(F64 totals) {
+  return kLog ? log_for_float(totals) : splat<F64>(1.0) / totals;
+}
+
 template <class T, bool kLog>
 inline void softmax_factors(const double* totals, T* out, std::size_t n) {
   if constexpr (std::is_same_v<T, float>) {
@@ -371,7 +386,7 @@ inline void softmax_factors(const double* totals, T* out, std::size_t n) {
       const std::size_t count = std::min(F64::N, n - i);
       const F64 t = load_tail<F64>(totals + i, count, 1.0);
       double lanes[F64::N];
-      store(lanes, kLog ? log_for_float(t) : splat<F64>(1.0) / t);
+      store(lanes, float_factors<kLog>(t));
       for (std::size_t k = 0; k < count; ++k) out[i + k] = static_cast<float>(lanes[k]);
     }
   } else {
@@ -393,9 +408,8 @@ template <class V, bool kLog>
 inline FASTACT_INLINE V lane_factors(const WideSum<V>& sum) {
   using T = Elem<V>;
   if constexpr (WideSum<V>::kFloat) {
-    const auto factor = [](F64 total) { return kLog ? log_for_float(total) : splat<F64>(1.0) / total; };
     // A one-lane target's sum is all in lo.
-    return narrow_pair(factor(sum.lo), V::N > F64::N ? factor(sum.hi) : sum.hi);
+    return narrow_pair(float_factors<kLog>(sum.lo), V::N > F64::N ? float_factors<kLog>(sum.hi) : sum.hi);
   } else {
     double totals[WideSum<V>::kLanes];
     alignas(64) T factors[V::N];
@@ -1124,7 +1138,6 @@ constexpr std::size_t kShortRowBlocks = 2;
 template <class V, bool kLog, std::size_t kBlocks>
 inline FASTACT_INLINE void softmax_transposed_blocks(V* t, std::size_t len) {
   using T = Elem<V>;
-  constexpr T kInf = std::numeric_limits<T>::infinity();
   constexpr std::size_t kBlockVectors = kShortRowVectors<V> * V::N;
   V m[kBlocks], e[kBlocks][kBlockVectors], f[kBlocks];
   WideSum<V> sum[kBlocks];
@@ -1132,25 +1145,23 @@ inline FASTACT_INLINE void softmax_transposed_blocks(V* t, std::size_t len) {
   for (std::size_t j = 0; j < len; ++j) {
     for (std::size_t b = 0; b < kBlocks; ++b) range[b].add(t[b * kBlockVectors + j]);
   }
-  bool in_range = !V::has_exp_table;
+  bool in_range = true;
   for (std::size_t b = 0; b < kBlocks; ++b) {
     m[b] = range[b].hi;
-    if constexpr (!V::has_exp_table) {
-      in_range = in_range && !any(lt(range[b].lo - m[b], splat<V>(-MathConsts<T>::normal_arg_max)));
-    }
+    in_range = in_range && range[b].each_lane_in_range();
   }
   // Every lane's x - max within exp_normal's range (see LaneRange): exp without its check.
-  const auto exps = [&](auto checked) FASTACT_INLINE {
+  const auto exps = [&](auto unchecked) FASTACT_INLINE {
     for (std::size_t j = 0; j < len; ++j) {
       for (std::size_t b = 0; b < kBlocks; ++b) {
-        e[b][j] = exp_nonpositive<V, !decltype(checked)::value>(t[b * kBlockVectors + j] - m[b]);
+        e[b][j] = exp_nonpositive<V, decltype(unchecked)::value>(t[b * kBlockVectors + j] - m[b]);
       }
     }
   };
   if (in_range) {
-    exps(std::false_type{});
-  } else {
     exps(std::true_type{});
+  } else {
+    exps(std::false_type{});
   }
   const std::size_t half = len / 2;
   for (std::size_t j = 0; j < half; ++j) {
