@@ -212,6 +212,46 @@ def test_short_backward_rows_match_axis_0_bit_for_bit(name, dtype, target):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_backward_rows_in_place_in_the_vector_match_axis_0(name, dtype, n, target):
+    """Float rows of 2 and 4 are reduced where they lie, several to a vector, their one or two pair
+    terms added in float (softmax_backward_lane_rows), and rows of one vector in batches of F64::N
+    (softmax_backward_vector_rows): the bits of the same slices along axis 0, whose sums are added in
+    double from +0, and of each row alone. Rows whose terms are all -0 (the sum must be +0: g - s keeps
+    g's -0), +-0 products of signed zeros, subnormal terms, terms that cancel, inf and NaN, and for
+    float32 pairs that overflow (float64 adds a row's terms one by one, in an order that depends on the
+    layout, so a sum that overflows on the way may do so in one layout only); 61 rows, so the last
+    vector is part full."""
+    rng = np.random.default_rng(n)
+    g, y = make_inputs(name, (61, n), dtype, seed=n)
+    g, y = g.copy(), y.copy()
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    big = float(np.finfo(dtype).max) / 2
+    half = n // 2
+    specials = [
+        ([-0.0] * n, [1.0] * n), ([-0.0] * n, [-0.0] * n), ([0.0] * n, [-1.0] * n), ([-0.0] * n, [0.5] * n),
+        ([tiny] * n, [0.5] * n), ([-tiny, tiny] * half, [1.0] * n),
+        ([big] * n, [1.5] * n), ([1e30, 1.0] * half, [1.0] * n), ([np.inf] + [0.0] * (n - 1), [1.0] * n),
+        ([1.0] * n, [np.nan] + [0.5] * (n - 1)), ([np.inf] * half + [-np.inf] * half, [1.0] * n),
+    ]
+    if dtype == "float32":  # pairs overflow in float (in every layout) though the exact sum is 0
+        specials += [([big, -big] * half, [1.0] * n), ([big] * half + [-big] * half, [1.0] * n)]
+    rows_at = rng.choice(61, len(specials), replace=False)
+    for r, (gs, ys) in zip(rows_at, specials):
+        g[r], y[r] = gs, ys
+    with np.errstate(all="ignore"):
+        rows = call(name, g, y, axis=-1)
+    cols = call(name, np.ascontiguousarray(g.T), np.ascontiguousarray(y.T), axis=0).T
+    assert_same(rows, cols, f"rows of {n}: axis 0 of the transpose")
+    alone = np.concatenate([call(name, g[r:r + 1], y[r:r + 1], axis=-1) for r in range(61)])
+    assert_same(rows, alone, f"rows of {n}: each row alone")
+    zero_row = rows_at[0]
+    if name == "softmax_backward":  # y (-0 - (+0)) = -0; with a sum of -0 it would be +0
+        assert np.all(np.signbit(rows[zero_row])), f"rows of {n}: {rows[zero_row]}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", SOFTMAX_BACKWARD)
 def test_backward_column_blocks_and_chunks_match_single_columns(name, dtype, target):
     """Along axis 0, the backward runs blocks of 4 vectors of columns, each block's last pass in one loop
     with the next block's sum (softmax_backward_col_blocks), or, for long slices and for arrays near

@@ -683,24 +683,24 @@ void softmax_long_rows(const Elem<V>* x, Elem<V>* y, std::size_t rows, std::size
 constexpr std::size_t kRowBatch = 8;
 
 // A batch's float sums, kept as WideSum::store_sum's lanes (F64::N a row) until the batch is reduced
-// at once, eight rows in one reduce_add_rows8 (AVX-512), with the same bits as total() row by row:
+// at once, F64::N rows in one reduce_add_rows (AVX-512: 8, AVX2: 4), with the same bits as total() row by row:
 // the horizontal add at the end of each short row's chain was the hottest code of softmax on rows of
 // 16 floats (2.20 -> 2.02 TSC cycles per element; log_softmax 2.58 -> 2.40; rows of 64 4% faster),
 // before rows shorter than 3N moved to softmax_short_rows. Not for the backward
 // rows, whose sums are not on such a chain: there the lanes' store and reload cost 5% (rows of one
 // vector keep the lanes in registers instead: softmax_backward_vector_rows).
 template <class V>
-constexpr bool kBatchTotals = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
+constexpr bool kBatchTotals = WideSum<V>::kFloat && F64::has_reduce_add_rows;
 
 // totals[r] = reduce_add(row r's lanes), for r < rows.
 template <class V64>
 inline void row_totals(const double* lanes, double* totals, std::size_t rows) {
   std::size_t r = 0;
-  if constexpr (V64::has_reduce_add_rows8) {
-    for (; r + 8 <= rows; r += 8) {
-      V64 batch[8];
-      for (std::size_t k = 0; k < 8; ++k) batch[k] = V64::load(lanes + (r + k) * V64::N);
-      store(totals + r, V64::reduce_add_rows8(batch));
+  if constexpr (V64::has_reduce_add_rows) {
+    for (; r + V64::N <= rows; r += V64::N) {
+      V64 batch[V64::N];
+      for (std::size_t k = 0; k < V64::N; ++k) batch[k] = V64::load(lanes + (r + k) * V64::N);
+      store(totals + r, V64::reduce_add_rows(batch));
     }
   }
   for (; r < rows; ++r) totals[r] = reduce_add(V64::load(lanes + r * V64::N));
@@ -920,30 +920,56 @@ void softmax_backward_row(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std:
   softmax_backward_apply<V, kLog>(g, v, out, len, softmax_backward_sum<V, kLog>(g, v, len).total());
 }
 
-// Backward rows of exactly one float vector (AVX-512: rows of 16), eight at a time, held in registers
-// between the sum and the last pass: the eight rows' totals come from one reduce_add_rows8, the same
-// additions as total() makes for one row, so the same bits as a row alone. Row by row, each row's
+// Backward rows of 2 or 4 floats (at most a vector), N / kLen rows to a vector, left in place: no
+// transpose. A row's sum has one or two pair terms (P_j = g_j y_j + g_(j+2) y_(j+2) with the second
+// product rounded, or g_j + g_(j+2)), found in the row's own lanes by in-lane shuffles. Two floats
+// added in double and rounded to float give the float sum (double has more than 2 * 24 + 1 bits, so
+// the double rounding is innocuous), so P_0 + P_1 in float is the total the transposed blocks round
+// from their double sum, and rows get the bits of softmax_backward_short_rows; the + 0 makes a sum
+// of -0 terms +0, as the double sum, which starts at +0, has it. (AVX2, rows 16 bytes off a cache
+// line, TSC cycles per element: softmax_backward rows of 2 / 4, transposed, 1.12 / 1.44.)
+template <class V, std::size_t kLen>
+constexpr bool kBackwardLaneRows = WideSum<V>::kFloat && (kLen == 2 || kLen == 4) && kLen <= V::N;
+
+template <class V, bool kLog, std::size_t kLen>
+void softmax_backward_lane_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows) {
+  constexpr std::size_t N = V::N;
+  const auto grad = [](V gv, V vv) FASTACT_INLINE {
+    // Lane j < kLen/2 of each row: its pair term.
+    const V pairs = kLog ? gv + swap_lanes<kLen / 2>(gv) : mul_add(gv, vv, swap_lanes<kLen / 2>(gv * vv));
+    const V total = kLen == 4 ? pairs + swap_lanes<1>(pairs) : pairs;
+    return softmax_backward_grad<V, kLog>(gv, vv, broadcast_group_first<kLen>(total + splat<V>(0)));
+  };
+  const std::size_t n = rows * kLen;
+  std::size_t i = 0;
+  for (; i + N <= n; i += N) store(out + i, grad(V::load(g + i), V::load(v + i)));
+  if (i < n) store_tail(out + i, n - i, grad(load_tail<V>(g + i, n - i, 0), load_tail<V>(v + i, n - i, 0)));
+}
+
+// Backward rows of exactly one float vector (AVX-512: rows of 16, AVX2: 8), F64::N at a time, held in
+// registers between the sum and the last pass: the rows' totals come from one reduce_add_rows, the
+// same additions as total() makes for one row, so the same bits as a row alone. Row by row, each row's
 // horizontal add cost more than its vector work, and the batch form's store and reload of the lanes
 // (kBatchTotals) cost as much again. (16384 x 16 floats, TSC cycles per element, alternating runs:
 // softmax_backward 0.56-0.57 -> 0.50-0.51, log_softmax_backward 0.96 -> 0.81-0.84; the totals
 // rounded and spread by vector ops, narrow and broadcast_lane, then 0.50 -> 0.47.)
 template <class V>
-constexpr bool kBackwardVectorRows = WideSum<V>::kFloat && F64::has_reduce_add_rows8;
+constexpr bool kBackwardVectorRows = WideSum<V>::kFloat && F64::has_reduce_add_rows;
 
 template <class V, bool kLog, class V64 = F64>
 void softmax_backward_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows) {
-  constexpr std::size_t N = V::N;
+  constexpr std::size_t N = V::N, kBatch = V64::N;
   std::size_t r = 0;
-  for (; r + 8 <= rows; r += 8) {
-    V gs[8], vs[8];
-    V64 lanes[8];
-    for (std::size_t k = 0; k < 8; ++k) {
+  for (; r + kBatch <= rows; r += kBatch) {
+    V gs[kBatch], vs[kBatch];
+    V64 lanes[kBatch];
+    for (std::size_t k = 0; k < kBatch; ++k) {
       gs[k] = V::load(g + (r + k) * N), vs[k] = V::load(v + (r + k) * N);
       lanes[k] = softmax_backward_vector_sum<V, kLog>(gs[k], vs[k]).lane_sums();
     }
     // The totals rounded to float together (as static_cast rounds each), then one permute a row.
-    const V sums = narrow(V64::reduce_add_rows8(lanes));
-    for (std::size_t k = 0; k < 8; ++k) {
+    const V sums = narrow(V64::reduce_add_rows(lanes));
+    for (std::size_t k = 0; k < kBatch; ++k) {
       store(out + (r + k) * N, softmax_backward_grad<V, kLog>(gs[k], vs[k], broadcast_lane(sums, k)));
     }
   }
@@ -975,6 +1001,12 @@ void softmax_backward_whole_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem
 template <class V, bool kLog>
 void softmax_backward_rows_kernel(const Elem<V>* g, const Elem<V>* v, Elem<V>* out, std::size_t rows,
                                   std::size_t len) {
+  if constexpr (kBackwardLaneRows<V, 2>) {
+    if (len == 2) return softmax_backward_lane_rows<V, kLog, 2>(g, v, out, rows);
+  }
+  if constexpr (kBackwardLaneRows<V, 4>) {
+    if (len == 4) return softmax_backward_lane_rows<V, kLog, 4>(g, v, out, rows);
+  }
   if constexpr (V::N > 1) {
     if (backward_short_row<V>(len)) return softmax_backward_short_rows<V, kLog>(g, v, out, rows, len);
   }

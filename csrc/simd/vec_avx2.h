@@ -31,7 +31,9 @@ struct F64 {
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
   static constexpr bool has_native_transpose = true;
-  static constexpr bool has_reduce_add_rows8 = false;
+  static constexpr bool has_reduce_add_rows = true;
+  // Four rows' reduce_add at once (defined below reduce_add).
+  static F64 reduce_add_rows(const F64* rows);
   __m256d v;
   static F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm256_set1_pd(x)}; }
@@ -147,9 +149,31 @@ inline double reduce_add(F64 a) {
   const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
   return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));
 }
+// Lane r = reduce_add(rows[r]) for r < 4, bit for bit (lanes k + k+2 first, then 0 + 1), across the
+// rows: 9 operations for the four (softmax-inl.h, row_totals and softmax_backward_vector_rows).
+inline F64 F64::reduce_add_rows(const F64* rows) {
+  const auto pairs = [](__m256d a, __m256d b) {  // a0+a2 a1+a3 b0+b2 b1+b3
+    return _mm256_add_pd(_mm256_permute2f128_pd(a, b, 0x20), _mm256_permute2f128_pd(a, b, 0x31));
+  };
+  const __m256d ac = pairs(rows[0].v, rows[2].v), bd = pairs(rows[1].v, rows[3].v);
+  return {_mm256_add_pd(_mm256_unpacklo_pd(ac, bd), _mm256_unpackhi_pd(ac, bd))};
+}
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm256_permute2f128_ps(a.v, a.v, 0x01)}; }
+// Lane k and lane k ^ kDistance exchanged (kDistance 1 or 2), and every lane of a group of kGroup (2
+// or 4) set to the group's first: shuffles within 128 bits for the backward's rows of 2 and 4 floats
+// (softmax-inl.h, softmax_backward_lane_rows).
+template <std::size_t kDistance>
+inline F32 swap_lanes(F32 a) {
+  static_assert(kDistance == 1 || kDistance == 2, "swap_lanes: distance 1 or 2");
+  return {_mm256_permute_ps(a.v, kDistance == 1 ? _MM_SHUFFLE(2, 3, 0, 1) : _MM_SHUFFLE(1, 0, 3, 2))};
+}
+template <std::size_t kGroup>
+inline F32 broadcast_group_first(F32 a) {
+  static_assert(kGroup == 2 || kGroup == 4, "broadcast_group_first: groups of 2 or 4");
+  return {kGroup == 2 ? _mm256_moveldup_ps(a.v) : _mm256_permute_ps(a.v, 0)};
+}
 // The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
 // (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
 // (unpack works within 128-bit halves; the halves are then put in order.)
@@ -221,5 +245,11 @@ inline F64 widen_lo(F32 a) { return {_mm256_cvtps_pd(_mm256_castps256_ps128(a.v)
 inline F64 widen_hi(F32 a) { return {_mm256_cvtps_pd(_mm256_extractf128_ps(a.v, 1))}; }
 // The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.
 inline F32 narrow_pair(F64 lo, F64 hi) { return {_mm256_set_m128(_mm256_cvtpd_ps(hi.v), _mm256_cvtpd_ps(lo.v))}; }
+// For a batch's totals (softmax-inl.h, softmax_backward_vector_rows, with reduce_add_rows): a's
+// lanes rounded to float in lanes 0-3 (the rest 0), and lane k of a float vector in every lane.
+inline F32 narrow(F64 a) { return {_mm256_zextps128_ps256(_mm256_cvtpd_ps(a.v))}; }
+inline F32 broadcast_lane(F32 a, std::size_t k) {
+  return {_mm256_permutevar8x32_ps(a.v, _mm256_set1_epi32(static_cast<int>(k)))};
+}
 
 }  // namespace fastact::avx2

@@ -34,7 +34,7 @@ struct F64 {
   static constexpr bool has_fma = true;
   static constexpr bool has_masked_memory = true;
   static constexpr bool has_exp_table = false;
-  static constexpr bool has_reduce_add_rows8 = true;
+  static constexpr bool has_reduce_add_rows = true;
   static constexpr bool has_permute2 = true;
   static constexpr bool has_native_transpose = false;
   using LaneIndex = std::int64_t;
@@ -42,7 +42,7 @@ struct F64 {
   static F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm512_set1_pd(x)}; }
   // Eight rows' reduce_add at once (defined below reduce_add).
-  static F64 reduce_add_rows8(const F64* rows);
+  static F64 reduce_add_rows(const F64* rows);
 };
 
 inline void store(float* p, F32 a) { _mm512_storeu_ps(p, a.v); }
@@ -156,7 +156,7 @@ inline bool any(M64 m) { return m.m != 0; }
 inline float reduce_max(F32 a) { return _mm512_reduce_max_ps(a.v); }
 inline double reduce_max(F64 a) { return _mm512_reduce_max_pd(a.v); }
 inline float reduce_add(F32 a) { return _mm512_reduce_add_ps(a.v); }
-// Lanes k + k+4, then k + k+2, then 0 + 1: spelled out, as reduce_add_rows8 repeats these additions.
+// Lanes k + k+4, then k + k+2, then 0 + 1: spelled out, as reduce_add_rows repeats these additions.
 inline double reduce_add(F64 a) {
   const __m256d quads = _mm256_add_pd(_mm512_extractf64x4_pd(a.v, 1), _mm512_castpd512_pd256(a.v));
   const __m128d pairs = _mm_add_pd(_mm256_extractf128_pd(quads, 1), _mm256_castpd256_pd128(quads));
@@ -165,7 +165,7 @@ inline double reduce_add(F64 a) {
 // Lane r = reduce_add(rows[r]) for r < 8, bit for bit, by the same additions made across the rows:
 // about 21 operations for the eight, where eight horizontal reductions take 48 and end each row's
 // chain (short softmax rows; see softmax-inl.h, row_totals and softmax_backward_vector_rows).
-inline F64 F64::reduce_add_rows8(const F64* rows) {
+inline F64 F64::reduce_add_rows(const F64* rows) {
   __m512d quads[4], pairs[2];
   for (int i = 0; i < 4; ++i) {  // rows 2i and 2i+1: lanes k + k+4, in the low and high halves
     const __m512d a = rows[2 * i].v, b = rows[2 * i + 1].v;
@@ -182,6 +182,19 @@ inline F64 F64::reduce_add_rows8(const F64* rows) {
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm512_shuffle_f32x4(a.v, a.v, 0x4e)}; }
+// Lane k and lane k ^ kDistance exchanged (kDistance 1 or 2), and every lane of a group of kGroup (2
+// or 4) set to the group's first: shuffles within 128 bits for the backward's rows of 2 and 4 floats
+// (softmax-inl.h, softmax_backward_lane_rows).
+template <std::size_t kDistance>
+inline F32 swap_lanes(F32 a) {
+  static_assert(kDistance == 1 || kDistance == 2, "swap_lanes: distance 1 or 2");
+  return {_mm512_permute_ps(a.v, kDistance == 1 ? _MM_SHUFFLE(2, 3, 0, 1) : _MM_SHUFFLE(1, 0, 3, 2))};
+}
+template <std::size_t kGroup>
+inline F32 broadcast_group_first(F32 a) {
+  static_assert(kGroup == 2 || kGroup == 4, "broadcast_group_first: groups of 2 or 4");
+  return {kGroup == 2 ? _mm512_moveldup_ps(a.v) : _mm512_permute_ps(a.v, 0)};
+}
 // The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
 // (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
 inline F32 interleave_lo(F32 a, F32 b) {
@@ -211,7 +224,7 @@ inline F64 widen_lo(F32 a) { return {_mm512_cvtps_pd(_mm512_castps512_ps256(a.v)
 inline F64 widen_hi(F32 a) {
   return {_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a.v), 1)))};
 }
-// For a batch's totals (softmax-inl.h, softmax_backward_vector_rows, with reduce_add_rows8): a's
+// For a batch's totals (softmax-inl.h, softmax_backward_vector_rows, with reduce_add_rows): a's
 // lanes rounded to float in lanes 0-7 (the rest 0), and lane k of a float vector in every lane.
 inline F32 narrow(F64 a) { return {_mm512_zextps256_ps512(_mm512_cvtpd_ps(a.v))}; }
 // The inverse of widen_lo/widen_hi: lo's lanes then hi's, each rounded to float.

@@ -31,7 +31,7 @@ struct F64 {
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
   static constexpr bool has_native_transpose = false;
-  static constexpr bool has_reduce_add_rows8 = false;
+  static constexpr bool has_reduce_add_rows = false;
   float64x2_t v;
   static F64 load(const double* p) { return {vld1q_f64(p)}; }
   static F64 splat(double x) { return {vdupq_n_f64(x)}; }
@@ -114,6 +114,27 @@ inline double reduce_add(F64 a) { return vaddvq_f64(a.v); }
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {vextq_f32(a.v, a.v, 2)}; }
+// Lane k and lane k ^ kDistance exchanged (kDistance 1 or 2), and every lane of a group of kGroup (2
+// or 4) set to the group's first: one permute each for the backward's rows of 2 and 4 floats
+// (softmax-inl.h, softmax_backward_lane_rows).
+template <std::size_t kDistance>
+inline F32 swap_lanes(F32 a) {
+  static_assert(kDistance == 1 || kDistance == 2, "swap_lanes: distance 1 or 2");
+  if constexpr (kDistance == 1) {
+    return {vrev64q_f32(a.v)};
+  } else {
+    return swap_halves(a);
+  }
+}
+template <std::size_t kGroup>
+inline F32 broadcast_group_first(F32 a) {
+  static_assert(kGroup == 2 || kGroup == 4, "broadcast_group_first: groups of 2 or 4");
+  if constexpr (kGroup == 2) {
+    return {vtrn1q_f32(a.v, a.v)};
+  } else {
+    return {vdupq_laneq_f32(a.v, 0)};
+  }
+}
 // The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
 // (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
 inline F32 interleave_lo(F32 a, F32 b) { return {vzip1q_f32(a.v, b.v)}; }

@@ -18,7 +18,7 @@ struct Lane {
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
   static constexpr bool has_native_transpose = false;
-  static constexpr bool has_reduce_add_rows8 = false;
+  static constexpr bool has_reduce_add_rows = false;
   T v;
   static Lane load(const T* p) { return {*p}; }
   static Lane splat(T x) { return {x}; }
@@ -106,5 +106,11 @@ inline F64 widen_lo(F32 a) { return {static_cast<double>(a.v)}; }
 inline F64 widen_hi(F32) { return {0.0}; }
 // The inverse of widen_lo/widen_hi: the one lane, rounded to float.
 inline F32 narrow_pair(F64 lo, F64) { return {static_cast<float>(lo.v)}; }
+// Declared only, so that the kernels that shuffle lanes within groups parse: a vector of one lane
+// holds no group of two, and they are never instantiated here (softmax_backward_lane_rows).
+template <std::size_t kDistance>
+F32 swap_lanes(F32 a);
+template <std::size_t kGroup>
+F32 broadcast_group_first(F32 a);
 
 }  // namespace fastact::scalar

@@ -32,7 +32,7 @@ struct F64 {
   static constexpr bool has_exp_table = false;
   static constexpr bool has_permute2 = false;
   static constexpr bool has_native_transpose = false;
-  static constexpr bool has_reduce_add_rows8 = false;
+  static constexpr bool has_reduce_add_rows = false;
   __m128d v;
   static F64 load(const double* p) { return {_mm_loadu_pd(p)}; }
   static F64 splat(double x) { return {_mm_set1_pd(x)}; }
@@ -148,6 +148,19 @@ inline double reduce_add(F64 a) { return _mm_cvtsd_f64(_mm_add_sd(a.v, _mm_unpac
 
 // Lanes k and k + N/2 exchanged.
 inline F32 swap_halves(F32 a) { return {_mm_shuffle_ps(a.v, a.v, _MM_SHUFFLE(1, 0, 3, 2))}; }
+// Lane k and lane k ^ kDistance exchanged (kDistance 1 or 2), and every lane of a group of kGroup (2
+// or 4) set to the group's first: one shuffle each for the backward's rows of 2 and 4 floats
+// (softmax-inl.h, softmax_backward_lane_rows).
+template <std::size_t kDistance>
+inline F32 swap_lanes(F32 a) {
+  static_assert(kDistance == 1 || kDistance == 2, "swap_lanes: distance 1 or 2");
+  return {_mm_shuffle_ps(a.v, a.v, kDistance == 1 ? _MM_SHUFFLE(2, 3, 0, 1) : _MM_SHUFFLE(1, 0, 3, 2))};
+}
+template <std::size_t kGroup>
+inline F32 broadcast_group_first(F32 a) {
+  static_assert(kGroup == 2 || kGroup == 4, "broadcast_group_first: groups of 2 or 4");
+  return {_mm_shuffle_ps(a.v, a.v, kGroup == 2 ? _MM_SHUFFLE(2, 2, 0, 0) : 0)};
+}
 // The lanes of a and b alternated, a's first: the first halves (interleave_lo) or the second halves
 // (interleave_hi). Rounds of them transpose a square of vectors (softmax-inl.h, transpose_square).
 inline F32 interleave_lo(F32 a, F32 b) { return {_mm_unpacklo_ps(a.v, b.v)}; }
