@@ -94,7 +94,7 @@ struct WideSum {
   // of v + swap_halves(v); the high half would repeat them.
   void add_halves(V v) {
     if constexpr (kFloat) {
-      lo = lo + widen_lo(v + swap_halves(v));
+      lo = lo + halves(v);
     } else {
       add(v);
     }
@@ -102,11 +102,14 @@ struct WideSum {
   // The same for products, as add_product_pair: a_k b_k + a_(k+N/2) b_(k+N/2), the second product rounded.
   void add_product_halves(V a, V b) {
     if constexpr (kFloat) {
-      lo = lo + widen_lo(mul_add(a, b, swap_halves(a * b)));
+      lo = lo + product_halves(a, b);
     } else {
       add_product(a, b);
     }
   }
+  // Float: the pair sums that add_halves and add_product_halves add, in double lanes.
+  static F64 halves(V v) { return widen_lo(v + swap_halves(v)); }
+  static F64 product_halves(V a, V b) { return widen_lo(mul_add(a, b, swap_halves(a * b))); }
   // Adds other's lanes into these (in double: its sum by TwoSum, its compensation to ours).
   void merge(const WideSum& other) {
     if constexpr (kFloat) {
@@ -952,7 +955,9 @@ void softmax_backward_lane_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* out
 // horizontal add cost more than its vector work, and the batch form's store and reload of the lanes
 // (kBatchTotals) cost as much again. (16384 x 16 floats, TSC cycles per element, alternating runs:
 // softmax_backward 0.56-0.57 -> 0.50-0.51, log_softmax_backward 0.96 -> 0.81-0.84; the totals
-// rounded and spread by vector ops, narrow and broadcast_lane, then 0.50 -> 0.47.)
+// rounded and spread by vector ops, narrow and broadcast_lane, then 0.50 -> 0.47.) The pair sums go
+// in unaccumulated, and + 0 after the reduction does what the accumulators' start at +0 does for one
+// row (a total of -0 terms is +0; nothing else changes): AVX2 rows of 8 floats 0.64 -> 0.62.
 template <class V>
 constexpr bool kBackwardVectorRows = WideSum<V>::kFloat && F64::has_reduce_add_rows;
 
@@ -965,10 +970,10 @@ void softmax_backward_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
     V64 lanes[kBatch];
     for (std::size_t k = 0; k < kBatch; ++k) {
       gs[k] = V::load(g + (r + k) * N), vs[k] = V::load(v + (r + k) * N);
-      lanes[k] = softmax_backward_vector_sum<V, kLog>(gs[k], vs[k]).lane_sums();
+      lanes[k] = kLog ? WideSum<V>::halves(gs[k]) : WideSum<V>::product_halves(gs[k], vs[k]);
     }
     // The totals rounded to float together (as static_cast rounds each), then one permute a row.
-    const V sums = narrow(V64::reduce_add_rows(lanes));
+    const V sums = narrow(V64::reduce_add_rows(lanes) + splat<V64>(0));
     for (std::size_t k = 0; k < kBatch; ++k) {
       store(out + (r + k) * N, softmax_backward_grad<V, kLog>(gs[k], vs[k], broadcast_lane(sums, k)));
     }
