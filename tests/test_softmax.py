@@ -587,6 +587,40 @@ def test_row_batches_match_single_rows_bit_for_bit(name, target):
             assert_same(r[i], call(name, *[a[i:i + 1] for a in args])[0], f"{name}, row {i} of 19 rows of {n}")
 
 
+def _exp_reduction_ties():
+    """float32 x in [-87, -1] near (k + 1/2) ln 2 whose x * log2(e), rounded to float first, rounds to
+    another integer k than the exact product does (one of exp's range reductions rounds the product,
+    the other does not)."""
+    log2e = np.float32(float.fromhex("0x1.715476p+0"))
+    near = np.array([-(k + 0.5) / float(log2e) for k in range(2, 125)], np.float32)
+    steps = np.arange(-300, 301, dtype=np.int32)
+    x = (near.view(np.int32)[:, None] + steps[None, :]).ravel().view(np.float32)
+    exact = x.astype(np.float64) * np.float64(log2e)  # exact: a product of two 24-bit significands
+    return x[np.rint(exact) != np.rint((x * log2e).astype(np.float64))]
+
+
+@pytest.mark.parametrize("name", SOFTMAX)
+def test_a_rows_bits_do_not_depend_on_the_rows_beside_it(name, target):
+    """Short rows share vectors (a block of rows, one lane each; along axis 0, a block of columns). A
+    vector with a lane whose e^x is subnormal takes exp's careful path; a lane beside it whose result is
+    normal must get the bits it gets on the fast path, or a row's result would depend on which rows
+    share its block, and so on how the rows are split between threads. Rows whose x - max is where exp's
+    two range reductions could pick different n (a float32 product rounded first, or not), each beside
+    a row with e^-95 (subnormal), against each row alone: rows of 3, and the same along axis 0."""
+    ties = _exp_reduction_ties()
+    assert len(ties) > 40
+    x = np.zeros((2 * len(ties), 3), np.float32)
+    x[:, 2] = -1.0
+    x[0::2, 1] = ties
+    x[1::2, 1] = -95.0
+    rows = call(name, x, axis=-1)
+    alone = np.concatenate([call(name, x[r:r + 1], axis=-1) for r in range(len(x))])
+    assert_same(rows, alone, "rows of 3 against each row alone")
+    cols = call(name, np.ascontiguousarray(x.T), axis=0)
+    cols_alone = np.concatenate([call(name, np.ascontiguousarray(x[r:r + 1].T), axis=0) for r in range(len(x))], axis=1)
+    assert_same(cols, cols_alone, "along axis 0 against each column alone")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", SOFTMAX)
 @pytest.mark.parametrize("length", [24, 64, 128, 256, 1000, 4096])

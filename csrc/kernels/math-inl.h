@@ -150,34 +150,42 @@ inline FASTACT_INLINE V expm1_reduced(V r) {
   return mul_add(r2, expm1_reduced_q(r, r2), r);
 }
 
-// exp_rr2_p4_twostep: e^x by two-constant Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
-// a minimax polynomial 1 + r + r^2 Q(r), and a two-step scaling by 2^n so that results that
-// overflow or are subnormal round once, correctly. About 1 ulp. NaN propagates.
-template <class V>
-inline V exp_two_step(V x) {
-  using C = MathConsts<typename V::Elem>;
-  // Operand order matters: min/max return the second operand for NaN, so NaN passes.
-  x = min(splat<V>(C::exp_hi), max(splat<V>(C::exp_lo), x));
-  const V n = round_nearest(x * splat<V>(C::log2e));
-  V r = mul_add(n, splat<V>(-C::ln2_hi), x);  // exact: n * ln2_hi has spare bits, Sterbenz
-  r = mul_add(n, splat<V>(-C::ln2_lo), r);
-  const V p = expm1_reduced(r) + splat<V>(1);
-  const V a = min(max(n, splat<V>(C::min_exp)), splat<V>(C::max_exp));
-  return (p * pow2i(a)) * pow2i(n - a);
-}
-
 // e^x = scale e^r, for x whose e^x is a normal number (|x| <= normal_arg_max, or NaN): the same
 // reduction as exp_two_step with a cheaper scaling. n is rounded with the magic-number trick, which
 // leaves n + bias in the low mantissa bits of t, and scale = 2^n is those bits shifted into the
 // exponent field (exact and normal here).
 template <class V>
-inline FASTACT_INLINE void exp_reduce(V x, V& scale, V& r) {
+inline FASTACT_INLINE void exp_reduce(V x, V& n, V& scale, V& r) {
   using C = MathConsts<typename V::Elem>;
   const V t = mul_add(x, splat<V>(C::log2e), splat<V>(C::round_bias));
-  const V n = t - splat<V>(C::round_bias);
-  r = mul_add(n, splat<V>(-C::ln2_hi), x);
+  n = t - splat<V>(C::round_bias);
+  r = mul_add(n, splat<V>(-C::ln2_hi), x);  // exact: n * ln2_hi has spare bits, Sterbenz
   r = mul_add(n, splat<V>(-C::ln2_lo), r);
   scale = pow2_from_low_bits(t);
+}
+template <class V>
+inline FASTACT_INLINE void exp_reduce(V x, V& scale, V& r) {
+  V n;
+  exp_reduce(x, n, scale, r);
+}
+
+// exp_rr2_p4_twostep: e^x by two-constant Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2,
+// a minimax polynomial 1 + r + r^2 Q(r), and a two-step scaling by 2^n so that results that
+// overflow or are subnormal round once, correctly. About 1 ulp. NaN propagates. n and r are
+// exp_reduce's (x log2e rounded once, by the multiply-add, not first to float): a lane whose result is
+// normal then gets exp_normal's bits, 2^n (1 + m) with 2^n exact either way, so a vector's lanes do
+// not depend on each other (a softmax row of a short-row block took this path when another row of
+// the block had a subnormal term, and where the rounded product rounded to another n, its bits moved).
+template <class V>
+inline V exp_two_step(V x) {
+  using C = MathConsts<typename V::Elem>;
+  // Operand order matters: min/max return the second operand for NaN, so NaN passes.
+  x = min(splat<V>(C::exp_hi), max(splat<V>(C::exp_lo), x));
+  V n, scale, r;  // (scale, 2^n as exponent bits, is wrong past the normal range: unused here)
+  exp_reduce(x, n, scale, r);
+  const V p = expm1_reduced(r) + splat<V>(1);
+  const V a = min(max(n, splat<V>(C::min_exp)), splat<V>(C::max_exp));
+  return (p * pow2i(a)) * pow2i(n - a);
 }
 
 // e^x where every lane's result is normal: 2^n (1 + m) rounded once, as 2^n + 2^n m.

@@ -108,9 +108,6 @@ inline F64 copysign(F64 mag, F64 sgn) {
                                               _mm512_and_si512(s, _mm512_castpd_si512(sgn.v))))};
 }
 
-inline F32 round_nearest(F32 a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
-inline F64 round_nearest(F64 a) { return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
-
 inline F32 pow2i(F32 n) {
   const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
   return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};

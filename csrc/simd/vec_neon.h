@@ -73,9 +73,6 @@ inline F64 neg_abs(F64 a) { return {vnegq_f64(vabsq_f64(a.v))}; }
 inline F32 copysign(F32 mag, F32 sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
 inline F64 copysign(F64 mag, F64 sgn) { return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)}; }
 
-inline F32 round_nearest(F32 a) { return {vrndnq_f32(a.v)}; }
-inline F64 round_nearest(F64 a) { return {vrndnq_f64(a.v)}; }
-
 inline F32 pow2i(F32 n) {
   const int32x4_t e = vaddq_s32(vcvtq_s32_f32(n.v), vdupq_n_s32(127));
   return {vreinterpretq_f32_s32(vshlq_n_s32(e, 23))};

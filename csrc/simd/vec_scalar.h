@@ -50,8 +50,6 @@ template <class T> inline Lane<T> abs(Lane<T> a) { return {std::fabs(a.v)}; }
 // -|a|: the sign bit set.
 template <class T> inline Lane<T> neg_abs(Lane<T> a) { return {-std::fabs(a.v)}; }
 template <class T> inline Lane<T> copysign(Lane<T> mag, Lane<T> sgn) { return {std::copysign(mag.v, sgn.v)}; }
-// Round half to even, as the SIMD targets do (the default rounding mode).
-template <class T> inline Lane<T> round_nearest(Lane<T> a) { return {std::nearbyint(a.v)}; }
 // 2^n for an integer-valued n within the normal exponent range.
 inline F32 pow2i(F32 n) {
   const std::uint32_t bits = static_cast<std::uint32_t>(static_cast<std::int32_t>(n.v) + 127) << 23;

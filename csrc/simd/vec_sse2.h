@@ -92,17 +92,6 @@ inline F64 copysign(F64 mag, F64 sgn) {
   return {_mm_or_pd(_mm_andnot_pd(s, mag.v), _mm_and_pd(s, sgn.v))};
 }
 
-// SSE2 has no roundps: adding and subtracting 1.5 * 2^(mantissa bits) rounds half to even
-// for |a| < 2^22 (float) / 2^51 (double), which covers every caller (exponents of exp).
-inline F32 round_nearest(F32 a) {
-  const __m128 magic = _mm_set1_ps(0x1.8p23f);
-  return {_mm_sub_ps(_mm_add_ps(a.v, magic), magic)};
-}
-inline F64 round_nearest(F64 a) {
-  const __m128d magic = _mm_set1_pd(0x1.8p52);
-  return {_mm_sub_pd(_mm_add_pd(a.v, magic), magic)};
-}
-
 inline F32 pow2i(F32 n) {
   const __m128i e = _mm_add_epi32(_mm_cvtps_epi32(n.v), _mm_set1_epi32(127));
   return {_mm_castsi128_ps(_mm_slli_epi32(e, 23))};
