@@ -1136,18 +1136,13 @@ void softmax_col_block(const Elem<V>* x, Elem<V>* y, std::size_t len, std::size_
       for (std::size_t k = 0; k < K; ++k) sum[k].add(exp_at(len - 1, k));
     }
   }
-  // Per-lane finish: the scale (or log-sum) of each slice, NaN for a NaN slice.
+  // The scale (or log-sum) of each slice, in registers as the short-row blocks find it: NaN for a NaN,
+  // +inf or all -inf slice (m not finite: m - m is NaN; a NaN sum gives a NaN factor). (Lane by lane
+  // through memory, the finish took most of a short slice's time: AVX2 float32 4 x 65536 along axis 0,
+  // TSC cycles per element, softmax 1.89, log_softmax 3.10.)
   V scale[K];
   for (std::size_t k = 0; k < K; ++k) {
-    T mk[N], sk[N];
-    double totals[WideSum<V>::kLanes];
-    store(mk, m[k]);
-    sum[k].store_lanes(totals);
-    softmax_factors<T, kLog>(totals, sk, N);
-    for (std::size_t l = 0; l < N; ++l) {
-      if (!std::isfinite(mk[l]) || std::isnan(totals[l])) sk[l] = std::numeric_limits<T>::quiet_NaN();  // a NaN, +inf, or all -inf slice
-    }
-    scale[k] = V::load(sk);
+    scale[k] = select(is_nan(m[k] - m[k]), splat<V>(std::numeric_limits<T>::quiet_NaN()), lane_factors<V, kLog>(sum[k]));
   }
   for (std::size_t j = 0; j < len; ++j) {
     const T* row = x + j * stride;
