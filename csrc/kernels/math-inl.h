@@ -21,7 +21,6 @@
 #endif
 #endif
 
-// A hint to fetch the cache line holding p (no fault, whatever p points at).
 // For a rare path called from a hot loop: never inlined, placed apart.
 #ifndef FASTACT_COLD
 #if defined(__GNUC__) || defined(__clang__)
@@ -31,6 +30,17 @@
 #endif
 #endif
 
+// A branch a hot loop almost never takes (exp's range check): its target is placed apart, so that the
+// common path falls through.
+#ifndef FASTACT_UNLIKELY
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTACT_UNLIKELY(c) __builtin_expect(!!(c), 0)
+#else
+#define FASTACT_UNLIKELY(c) (c)
+#endif
+#endif
+
+// A hint to fetch the cache line holding p (no fault, whatever p points at).
 #ifndef FASTACT_PREFETCH
 #if defined(__GNUC__) || defined(__clang__)
 #define FASTACT_PREFETCH(p) __builtin_prefetch(p)
@@ -271,7 +281,7 @@ inline FASTACT_INLINE V exp(V x) {
   using C = MathConsts<typename V::Elem>;
   if constexpr (V::has_exp_table) return exp_table16<V, kCloser, kNonPositive>(x);
   const auto outside = kNonPositive ? lt(x, splat<V>(-C::normal_arg_max)) : gt(abs(x), splat<V>(C::normal_arg_max));
-  if (any(outside)) return exp_outside_normal(x);
+  if (FASTACT_UNLIKELY(any(outside))) return exp_outside_normal(x);
   return exp_normal(x);
 }
 

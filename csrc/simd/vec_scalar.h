@@ -95,9 +95,10 @@ inline F64 pow2_from_low_bits(F64 t) {
 }
 
 // For positive normal x (as F64 lanes): x = significand_of(x) * 2^exponent_of(x), the significand in
-// [1, 2) and the exponent an integer-valued double (vector log's range reduction).
-inline F64 exponent_of(F64 x) { return {static_cast<double>(std::ilogb(x.v))}; }
-inline F64 significand_of(F64 x) { return {std::scalbn(x.v, -std::ilogb(x.v))}; }
+// [1, 2) and the exponent an integer-valued double (vector log's range reduction). Any other x (a NaN
+// slice's sum) gives values the caller discards, without negating ilogb's INT_MIN for NaN (undefined).
+inline F64 exponent_of(F64 x) { return {std::isnormal(x.v) ? static_cast<double>(std::ilogb(x.v)) : 0.0}; }
+inline F64 significand_of(F64 x) { return {std::isnormal(x.v) ? std::scalbn(x.v, -std::ilogb(x.v)) : x.v}; }
 
 // float lanes [0, N/2) and [N/2, N) widened to double; with one lane the high half is empty.
 inline F64 widen_lo(F32 a) { return {static_cast<double>(a.v)}; }
