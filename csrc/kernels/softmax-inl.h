@@ -972,7 +972,7 @@ void softmax_backward_vector_rows(const Elem<V>* g, const Elem<V>* v, Elem<V>* o
       gs[k] = V::load(g + (r + k) * N), vs[k] = V::load(v + (r + k) * N);
       lanes[k] = kLog ? WideSum<V>::halves(gs[k]) : WideSum<V>::product_halves(gs[k], vs[k]);
     }
-    // The totals rounded to float together (as static_cast rounds each), then one permute a row.
+    // The totals rounded to float together (as static_cast rounds each), then spread one a row.
     const V sums = narrow(V64::reduce_add_rows(lanes) + splat<V64>(0));
     for (std::size_t k = 0; k < kBatch; ++k) {
       store(out + (r + k) * N, softmax_backward_grad<V, kLog>(gs[k], vs[k], broadcast_lane(sums, k)));
